@@ -1,0 +1,33 @@
+# `make run` and `make test` work on a fresh machine: each creates the virtualenv it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PARTITION ?= 2024-01-03
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: run dev test benchmark clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+# Materialize one day of the three datasets from data.cityofnewyork.us into data/collisions_raw_data.
+run: $(BIN)/.installed
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster asset materialize -m nyc_collisions_dagster.definitions \
+		--select crashes,persons,vehicles --partition $(PARTITION)
+
+dev: $(BIN)/.installed
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+benchmark: $(BIN)/.installed
+	$(BIN)/python benchmarks/mass_upload.py
+
+clean:
+	rm -rf $(VENV) .dagster_home data .pytest_cache

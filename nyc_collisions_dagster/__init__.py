@@ -1,0 +1,1 @@
+"""Dagster pipeline for NYC Motor Vehicle Collisions: Socrata in, daily Parquet files out."""

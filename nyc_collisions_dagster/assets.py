@@ -1,0 +1,43 @@
+"""The three collision datasets as daily-partitioned assets, one factory over DATASETS."""
+
+import dagster as dg
+
+from nyc_collisions_dagster.constants import DATASETS, GROUP_NAME, OWNERS, POOL, Dataset
+from nyc_collisions_dagster.fetching import DayStream
+from nyc_collisions_dagster.partitions import daily_partitions
+from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster.schema import column_schema
+
+
+def build_collision_asset(dataset: Dataset) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=dataset.asset,
+        description=(
+            f"[{dataset.title}]({dataset.url}) (Socrata `{dataset.dataset_id}`), one Parquet "
+            f"file per crash day. Partition D holds every row whose crash_date is D, "
+            f"sorted by {dataset.unique_key}."
+        ),
+        partitions_def=daily_partitions,
+        # One run fetches a whole range with range queries: the CLI's --partition-range needs it.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=GROUP_NAME,
+        kinds={"socrata", "parquet", "s3"},
+        owners=OWNERS,
+        pool=POOL,
+        metadata={"dagster/column_schema": column_schema(dataset.asset)},
+    )
+    def _asset(context: dg.AssetExecutionContext, socrata: SocrataResource) -> DayStream:
+        window = context.partition_time_window
+        return DayStream(
+            socrata.get_client(),
+            dataset,
+            window.start.date(),
+            window.end.date(),
+            context.log,
+        )
+
+    return _asset
+
+
+crashes, persons, vehicles = (build_collision_asset(d) for d in DATASETS.values())
+collision_assets = [crashes, persons, vehicles]

@@ -1,0 +1,39 @@
+"""Plain values shared by the package: the datasets, where history starts, names shown in the UI."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One Socrata dataset landed as one asset."""
+
+    asset: str
+    dataset_id: str
+    unique_key: str
+    title: str
+
+    @property
+    def url(self) -> str:
+        return f"https://data.cityofnewyork.us/d/{self.dataset_id}"
+
+
+DATASETS: dict[str, Dataset] = {
+    d.asset: d
+    for d in (
+        Dataset("crashes", "h9gi-nx95", "collision_id", "Motor Vehicle Collisions - Crashes"),
+        Dataset("persons", "f55k-p6yu", "unique_id", "Motor Vehicle Collisions - Person"),
+        Dataset("vehicles", "bm4k-52h4", "unique_id", "Motor Vehicle Collisions - Vehicles"),
+    )
+}
+
+START_DATE = "2012-07-01"
+TIMEZONE = "America/New_York"
+GROUP_NAME = "collisions_raw_data"
+POOL = "socrata_api"
+OWNERS = ["team:data-engineering"]
+
+DEFAULT_SOCRATA_DOMAIN = "data.cityofnewyork.us"
+DEFAULT_STORAGE_URL = "data/collisions_raw_data"
+SOCRATA_DOMAIN_ENV = "SOCRATA_DOMAIN"
+SOCRATA_APP_TOKEN_ENV = "SOCRATA_APP_TOKEN"
+STORAGE_URL_ENV = "COLLISIONS_STORAGE_URL"

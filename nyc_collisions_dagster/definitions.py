@@ -1,0 +1,15 @@
+"""The project's only Definitions: assets, schedule and resources."""
+
+import dagster as dg
+
+from nyc_collisions_dagster.assets import collision_assets
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
+from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster.schedules import daily_update_job, daily_update_schedule
+
+defs = dg.Definitions(
+    assets=collision_assets,
+    jobs=[daily_update_job],
+    schedules=[daily_update_schedule],
+    resources={"socrata": SocrataResource(), "io_manager": ParquetIOManager()},
+)

@@ -1,0 +1,314 @@
+"""Fetch a window of crash days as one typed Arrow table per day, with memory bounded by pages.
+
+The window is cut into chunks of whole days holding about one page of rows each (from one grouped
+count query). Chunks are fetched concurrently; each streams CSV in blocks, is typed block by
+block, and hands every finished day to the consumer through a bounded queue. Within a chunk,
+pages follow a keyset on (crash_date, unique key): unlike offset paging it cannot skip or repeat
+rows when the source changes mid-run, and a broken stream resumes after the last row it read.
+"""
+
+import csv
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from nyc_collisions_dagster.constants import Dataset
+from nyc_collisions_dagster.resources.socrata import (
+    SocrataClient,
+    SocrataError,
+    day_window_where,
+    soql_timestamp,
+)
+from nyc_collisions_dagster.schema import (
+    DROPPED_COLUMNS,
+    SCHEMAS,
+    TypingReport,
+    column_schema,
+    to_typed,
+)
+
+_EPOCH = date(1970, 1, 1)
+_QUEUE_DAYS = 64  # finished days waiting for the writer; bounds memory with the pages in flight
+
+
+@dataclass
+class FetchReport:
+    """What one fetch did, filled in while the stream is consumed."""
+
+    rows: int = 0
+    source_counts: dict[date, int] = field(default_factory=dict)
+    typing: TypingReport = field(default_factory=TypingReport)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
+
+
+def plan_chunks(start: date, end: date, counts: dict[date, int], rows: int) -> list[tuple[date, date]]:
+    """Cut [start, end) into contiguous day ranges of about `rows` rows, balanced in size."""
+    total = sum(counts.values())
+    n_chunks = max(1, -(-total // rows))
+    target = total / n_chunks
+    chunks, chunk_start, filled = [], start, 0
+    day = start
+    while day < end:
+        filled += counts.get(day, 0)
+        day += timedelta(days=1)
+        if filled >= target or filled + counts.get(day, 0) > rows:
+            chunks.append((chunk_start, day))
+            chunk_start, filled = day, 0
+    if chunk_start < end:
+        if chunks and filled == 0:  # trailing days without rows need no request of their own
+            chunks[-1] = (chunks[-1][0], end)
+        else:
+            chunks.append((chunk_start, end))
+    return chunks
+
+
+class DayStream:
+    """Every crash day of [start, end) of one dataset, once each, in no particular order."""
+
+    def __init__(
+        self,
+        client: SocrataClient,
+        dataset: Dataset,
+        start: date,
+        end: date,
+        log: logging.Logger,
+    ) -> None:
+        self.client = client
+        self.log = log
+        self.dataset = dataset
+        self.schema = SCHEMAS[dataset.asset]
+        self.start = start
+        self.end = end
+        self.report = FetchReport()
+        self._report_lock = threading.Lock()
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    def __iter__(self) -> Iterator[tuple[date, pa.Table]]:
+        self.report.source_counts = self._count_by_day()
+        chunks = plan_chunks(self.start, self.end, self.report.source_counts, self.client.page_size)
+        days: queue.Queue[tuple[date, pa.Table] | _Failure | None] = queue.Queue(_QUEUE_DAYS)
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(self.client.max_workers, thread_name_prefix="socrata")
+        for chunk in chunks:
+            pool.submit(self._run_chunk, *chunk, days, stop)
+        try:
+            for _ in range(self.days):
+                item = days.get()
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item
+            self._log_findings()
+        finally:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def metadata(self) -> dict[str, object]:
+        stats, typing = self.client.stats, self.report.typing
+        found = {
+            "coerced_values": dict(typing.coerced),
+            "unknown_columns": sorted(typing.unknown_columns),
+            "missing_columns": sorted(typing.missing_columns),
+        }
+        return {
+            "dagster/column_schema": column_schema(self.dataset.asset),
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "bytes_received": stats.bytes,
+            "source_count": sum(self.report.source_counts.values()),
+            **{name: dg.MetadataValue.json(value) for name, value in found.items() if value},
+        }
+
+    def _log_findings(self) -> None:
+        stats, typing = self.client.stats, self.report.typing
+        self.log.info(
+            f"{self.dataset.asset}: {self.report.rows:,} rows in {stats.requests} requests "
+            f"({stats.retries} retries, {stats.bytes:,} bytes)"
+        )
+        if typing.unknown_columns:
+            self.log.warning(
+                f"{self.dataset.asset}: Socrata sent columns the schema does not know; they are "
+                f"not in the files: {sorted(typing.unknown_columns)}"
+            )
+        if typing.missing_columns:
+            self.log.warning(
+                f"{self.dataset.asset}: Socrata did not send columns "
+                f"{sorted(typing.missing_columns)}; they are null in the files"
+            )
+        if typing.coerced:
+            self.log.warning(
+                f"{self.dataset.asset}: values that are not valid for their column type were "
+                f"written as null: {dict(typing.coerced)}"
+            )
+
+    def _count_by_day(self) -> dict[date, int]:
+        rows = self.client.query(
+            self.dataset.dataset_id,
+            {
+                "$select": "crash_date, count(*) AS row_count",
+                "$where": day_window_where(self.start, self.end),
+                "$group": "crash_date",
+                "$limit": str(self.days + 1),
+            },
+        )
+        return {date.fromisoformat(r["crash_date"][:10]): int(r["row_count"]) for r in rows}
+
+    def _run_chunk(self, start: date, end: date, days: queue.Queue, stop: threading.Event) -> None:
+        def emit(item: tuple[date, pa.Table] | _Failure) -> None:
+            while not stop.is_set():
+                try:
+                    days.put(item, timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
+            raise _Stopped
+
+        try:
+            _ChunkFetch(self, start, end, emit).run()
+        except _Stopped:
+            pass
+        except BaseException as exc:  # handed to the consumer, which re-raises it in the run
+            if not stop.is_set():
+                days.put(_Failure(exc))
+
+    def add_rows(self, rows: int) -> None:
+        with self._report_lock:
+            self.report.rows += rows
+
+    def merge_typing(self, typing: TypingReport) -> None:
+        with self._report_lock:
+            self.report.typing.coerced.update(typing.coerced)
+            self.report.typing.missing_columns |= typing.missing_columns
+            self.report.typing.unknown_columns |= typing.unknown_columns
+
+
+class _Stopped(Exception):
+    """The consumer has gone: stop fetching."""
+
+
+class _ChunkFetch:
+    """Keyset paging over one chunk of days, emitting each day as soon as it is complete."""
+
+    def __init__(
+        self,
+        stream: DayStream,
+        start: date,
+        end: date,
+        emit: Callable[[tuple[date, pa.Table]], None],
+    ) -> None:
+        self.stream = stream
+        self.key = stream.dataset.unique_key
+        self.start, self.end = start, end
+        self.emit = emit
+        self.open_day = start  # the day whose rows are being gathered; all before it are emitted
+        self.open_parts: list[pa.Table] = []
+        self.cursor: tuple[date, int] | None = None  # the last row received
+        self.typing = TypingReport()
+
+    def run(self) -> None:
+        client = self.stream.client
+        what = f"reading {self.stream.dataset.asset} {self.start}..{self.end}"
+        while True:
+            received = client.retrying(self._read_page, what)
+            if received < client.page_size:
+                break
+        self._close_days_before(self.end)
+        self.stream.merge_typing(self.typing)
+
+    def _read_page(self) -> int:
+        """One request from the cursor on; returns the rows it gave."""
+        client = self.stream.client
+        where = day_window_where(self.start, self.end)
+        if self.cursor is not None:
+            day, key = self.cursor
+            where += (
+                f" AND crash_date >= {soql_timestamp(day)}"
+                f" AND (crash_date > {soql_timestamp(day)} OR {self.key} > {key})"
+            )
+        params = {
+            "$where": where,
+            "$order": f"crash_date, {self.key}",
+            "$limit": str(client.page_size),
+        }
+        received = 0
+        with client.open(self.stream.dataset.dataset_id, "csv", params) as response:
+            for table in self._typed_blocks(response.raw):
+                self._take(table)
+                received += table.num_rows
+        return received
+
+    def _typed_blocks(self, body) -> Iterator[pa.Table]:
+        body.decode_content = True
+        header_line = body.readline().decode("utf-8")
+        if not header_line.strip():
+            return
+        header = next(csv.reader([header_line]))
+        known = [name for name in header if name in self.stream.schema.names]
+        unknown = set(header) - set(known) - DROPPED_COLUMNS
+        self.typing.unknown_columns.update(unknown)
+        reader = pa_csv.open_csv(
+            body,
+            read_options=pa_csv.ReadOptions(column_names=header, use_threads=False),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                include_columns=known,
+                column_types={name: pa.string() for name in header},
+                strings_can_be_null=True,
+                # Socrata quotes every value and leaves nulls unquoted: "" is an empty string.
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        for batch in reader:
+            yield to_typed(pa.Table.from_batches([batch]), self.stream.schema, self.typing)
+
+    def _take(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        key_column = table.column(self.key)
+        if key_column.null_count:
+            raise SocrataError(f"{self.stream.dataset.asset}: Socrata sent rows without {self.key}")
+        days = table.column("crash_date").to_numpy().astype("datetime64[D]").astype(np.int64)
+        keys = key_column.to_numpy()
+        self._check_order(days, keys)
+        self.cursor = (_EPOCH + timedelta(days=int(days[-1])), int(keys[-1]))
+        self.stream.add_rows(table.num_rows)
+        # Rows arrive sorted by day, so each day is one contiguous slice of the block.
+        bounds = np.flatnonzero(np.diff(days)) + 1
+        for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(days)]))):
+            self._close_days_before(_EPOCH + timedelta(days=int(days[lo])))
+            self.open_parts.append(table.slice(lo, hi - lo))
+
+    def _check_order(self, days: np.ndarray, keys: np.ndarray) -> None:
+        day_steps, key_steps = np.diff(days), np.diff(keys)
+        in_order = bool(np.all((day_steps > 0) | ((day_steps == 0) & (key_steps > 0))))
+        first = (_EPOCH + timedelta(days=int(days[0])), int(keys[0]))
+        last_day = _EPOCH + timedelta(days=int(days[-1]))
+        after_cursor = self.cursor is None or first > self.cursor
+        if not (in_order and after_cursor and self.start <= first[0] and last_day < self.end):
+            raise SocrataError(
+                f"{self.stream.dataset.asset}: Socrata returned rows outside the requested order "
+                f"or window {self.start}..{self.end}; refusing to page on an unstable order"
+            )
+
+    def _close_days_before(self, day: date) -> None:
+        """Emit the open day and every empty day up to `day`."""
+        while self.open_day < day:
+            parts = self.open_parts or [self.stream.schema.empty_table()]
+            self.emit((self.open_day, pa.concat_tables(parts)))
+            self.open_parts = []
+            self.open_day += timedelta(days=1)

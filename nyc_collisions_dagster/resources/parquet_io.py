@@ -1,0 +1,183 @@
+"""The Parquet IO manager: one file per asset and crash day, on a local folder or S3.
+
+`{storage_url}/{asset}/{YYYY-MM-DD}.parquet`. Local and S3 differ only in the base URL, which
+pyarrow.fs resolves; `FileSystem.from_uri` honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL.
+"""
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import closing
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import date
+from typing import Protocol
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pa_fs
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from nyc_collisions_dagster.constants import DEFAULT_STORAGE_URL, STORAGE_URL_ENV
+
+_PROGRESS_EVERY_SECONDS = 10.0
+
+
+class DayTables(Protocol):
+    """What an asset hands over: its days' tables, then metadata about how they were made."""
+
+    def __iter__(self) -> Iterator[tuple[date, pa.Table]]: ...
+
+    def metadata(self) -> dict[str, object]: ...
+
+
+class StorageError(RuntimeError):
+    """A partition file could not be written or read."""
+
+
+class PartitionStore:
+    """The files of one asset under a storage URL."""
+
+    def __init__(self, storage_url: str, asset: str) -> None:
+        self.url = f"{storage_url.rstrip('/')}/{asset}"
+        if storage_url.startswith("s3://"):
+            # Delayed open makes a small object one PutObject instead of a three-call multipart.
+            sep = "&" if "?" in storage_url else "?"
+            self.fs, root = pa_fs.FileSystem.from_uri(f"{storage_url}{sep}allow_delayed_open=true")
+        elif "://" in storage_url:
+            self.fs, root = pa_fs.FileSystem.from_uri(storage_url)
+        else:
+            self.fs, root = pa_fs.LocalFileSystem(), os.path.abspath(storage_url)
+        self.root = f"{root.rstrip('/')}/{asset}"
+        self.is_local = isinstance(self.fs, pa_fs.LocalFileSystem)
+        if self.is_local:
+            self.fs.create_dir(self.root, recursive=True)
+
+    def uri(self, partition_key: str) -> str:
+        return f"{self.url}/{partition_key}.parquet"
+
+    def write(self, partition_key: str, table: pa.Table) -> None:
+        """Replace the partition's file; readers see the old file or the new one, never a part."""
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer, compression="zstd")
+        path = f"{self.root}/{partition_key}.parquet"
+        # A local file appears by rename; an S3 object appears whole when its upload completes.
+        target = f"{path}.{uuid.uuid4().hex}.tmp" if self.is_local else path
+        try:
+            with self.fs.open_output_stream(target) as out:
+                out.write(buffer.getvalue())
+            if self.is_local:
+                self.fs.move(target, path)
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"Could not write {self.uri(partition_key)}: {exc}") from None
+
+    def read(self, partition_keys: Sequence[str]) -> pa.Table:
+        try:
+            return pa.concat_tables(
+                pq.read_table(f"{self.root}/{key}.parquet", filesystem=self.fs)
+                for key in partition_keys
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"Could not read {self.url} {list(partition_keys)}: {exc}") from None
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    """Writes each day of a (possibly ranged) run to its own Parquet file as the days arrive."""
+
+    storage_url: str | None = Field(
+        default=None,
+        description=f"A local folder or s3://bucket/prefix. Unset: ${STORAGE_URL_ENV}, "
+        f"else {DEFAULT_STORAGE_URL} under the working directory.",
+    )
+    max_concurrent_writes: int = Field(default=8, gt=0)
+
+    def store(self, asset: str) -> PartitionStore:
+        url = self.storage_url or dg.EnvVar(STORAGE_URL_ENV).get_value() or DEFAULT_STORAGE_URL
+        return PartitionStore(url, asset)
+
+    def handle_output(self, context: dg.OutputContext, obj: DayTables) -> None:
+        store = self.store(context.asset_key.path[-1])
+        expected = set(context.asset_partition_keys)
+        writer = _ParallelWriter(store, self.max_concurrent_writes, context.log, len(expected))
+        with writer, closing(iter(obj)) as days:
+            for day, table in days:
+                key = day.isoformat()
+                if key not in expected or key in writer.rows:
+                    raise StorageError(f"{key} is not a partition of this run, or came twice")
+                writer.submit(key, table)
+        if missing := expected - set(writer.rows):
+            raise StorageError(f"No rows were produced for partitions {sorted(missing)}")
+        for key, rows in writer.rows.items():
+            # Per-partition metadata costs little; what is added below is copied to every event.
+            context.step_context.add_asset_metadata(
+                {"dagster/row_count": rows, "path": dg.MetadataValue.path(store.uri(key))},
+                partition_key=key,
+            )
+        total = sum(writer.rows.values())
+        context.add_output_metadata(
+            {
+                "run_partitions": len(writer.rows),
+                "run_rows": total,
+                "rows_per_second": round(total / writer.elapsed()),
+                **obj.metadata(),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        store = self.store(context.asset_key.path[-1])
+        return store.read(sorted(context.asset_partition_keys)).to_pandas()
+
+
+class _ParallelWriter:
+    """Writes files from a few threads, never holding more than a few days in memory."""
+
+    def __init__(
+        self, store: PartitionStore, threads: int, log: logging.Logger, expected: int
+    ) -> None:
+        self.store = store
+        self.rows: dict[str, int] = {}
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="parquet")
+        self._pending: set[Future] = set()
+        self._limit = threads * 2
+        self._log = log
+        self._expected = expected
+        self._started = self._last_log = time.monotonic()
+
+    def submit(self, key: str, table: pa.Table) -> None:
+        while len(self._pending) >= self._limit:
+            self._collect(wait(self._pending, return_when=FIRST_COMPLETED).done)
+        self.rows[key] = table.num_rows
+        self._pending.add(self._pool.submit(self.store.write, key, table))
+        self._maybe_log_progress()
+
+    def __enter__(self) -> "_ParallelWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if exc_info[0] is None:
+                self._collect(wait(self._pending).done)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def elapsed(self) -> float:
+        return max(time.monotonic() - self._started, 1e-6)
+
+    def _collect(self, done: set[Future]) -> None:
+        self._pending -= done
+        for future in done:
+            future.result()
+
+    def _maybe_log_progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_log < _PROGRESS_EVERY_SECONDS:
+            return
+        self._last_log = now
+        rows = sum(self.rows.values())
+        self._log.info(
+            f"{len(self.rows)}/{self._expected} days, {rows:,} rows, "
+            f"{rows / (now - self._started):,.0f} rows/s"
+        )

@@ -1,0 +1,165 @@
+"""Fixtures: the SODA test server, moto S3 in server mode, storage and resources, a clean env."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
+from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster_tests import real_data
+from nyc_collisions_dagster_tests.generator import Row, generate
+from nyc_collisions_dagster_tests.soda_server import SodaServer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "nyc-application-collisions"
+_SETTINGS = (
+    "SOCRATA_DOMAIN",
+    "SOCRATA_APP_TOKEN",
+    "COLLISIONS_STORAGE_URL",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "DAGSTER_HOME",
+)
+
+SODA_START, SODA_END = date(2024, 1, 1), date(2024, 1, 11)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting from the developer's shell leaks into a test."""
+    for name in _SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3 API on loopback: moto in server mode, in its own process."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(endpoint, timeout=1)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("moto server did not start")
+            time.sleep(0.1)
+    yield endpoint
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The standard AWS settings pointing at moto, set in this process and returned for children."""
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": moto_endpoint,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def s3_storage(aws_env: dict[str, str]) -> str:
+    """A fresh prefix in the production bucket name, on moto."""
+    s3 = boto3.client("s3")
+    if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=BUCKET)
+    return f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}/collisions_raw_data"
+
+
+@pytest.fixture
+def local_storage(tmp_path: Path) -> str:
+    return str(tmp_path / "collisions_raw_data")
+
+
+@pytest.fixture
+def resources(soda_server: SodaServer, local_storage: str) -> dict[str, object]:
+    return {
+        "socrata": SocrataResource(domain=soda_server.url, max_retries=2, backoff_factor=0.05),
+        "io_manager": ParquetIOManager(storage_url=local_storage),
+    }
+
+
+@pytest.fixture
+def cli_env(soda_server: SodaServer, tmp_path: Path) -> dict[str, str]:
+    """The environment a user's shell would give `dagster asset materialize`."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    return {
+        **os.environ,
+        "SOCRATA_DOMAIN": soda_server.url,
+        "COLLISIONS_STORAGE_URL": str(tmp_path / "collisions_raw_data"),
+        "DAGSTER_HOME": str(home),
+    }
+
+
+@pytest.fixture(scope="session")
+def soda_rows() -> dict[str, list[Row]]:
+    """Generated crashes, persons and vehicles for crash dates 2024-01-01 … 2024-01-10."""
+    return generate(SODA_START, SODA_END)
+
+
+@pytest.fixture(scope="session")
+def soda_server(soda_rows: dict[str, list[Row]]) -> Iterator[SodaServer]:
+    """A shared server of ``soda_rows``; treat it as read-only (no faults, mutations or log
+    assertions): use ``make_soda_server`` for those."""
+    with SodaServer(soda_rows) as server:
+        yield server
+
+
+@pytest.fixture
+def make_soda_server(soda_rows: dict[str, list[Row]]) -> Iterator[Callable[..., SodaServer]]:
+    """Start private servers: ``make_soda_server(rows=None, **SodaServer options)``; rows
+    default to ``soda_rows``. Every server started is stopped at teardown."""
+    started: list[SodaServer] = []
+
+    def make(rows: Mapping[str, Sequence[Row | Mapping[str, Any]]] | None = None,
+             **options: Any) -> SodaServer:
+        server = SodaServer(soda_rows if rows is None else rows, **options).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def soda_real_rows() -> dict[str, list[Row]]:
+    """The real linked 2024-01-01 … 05 rows plus the January 2022 crashes from shared/."""
+    if not real_data.available():
+        pytest.skip(f"real NYC collisions data not found in {real_data.SHARED_DATA}")
+    return real_data.load_all()

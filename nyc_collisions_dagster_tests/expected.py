@@ -1,0 +1,37 @@
+"""What the files must hold, computed from the source rows in plain Python (not with the code under test)."""
+
+from collections.abc import Iterable
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.schema import SCHEMAS
+from nyc_collisions_dagster_tests.generator import FIELDS, Row
+
+_PARSE = {pa.int64(): int, pa.float64(): float, pa.date32(): lambda v: date.fromisoformat(v[:10])}
+
+
+def typed_rows(asset: str, rows: Iterable[Row], day: date) -> list[dict[str, object]]:
+    """The source rows whose crash_date is `day`, typed as the contract says, sorted by key."""
+    names = FIELDS[asset]
+    wanted = day.isoformat()
+    out = []
+    for row in rows:
+        record = dict(zip(names, row))
+        if not record["crash_date"].startswith(wanted):
+            continue
+        out.append(
+            {
+                field.name: None
+                if record.get(field.name) is None
+                else _PARSE.get(field.type, str)(record[field.name])
+                for field in SCHEMAS[asset]
+            }
+        )
+    return sorted(out, key=lambda r: r[DATASETS[asset].unique_key])
+
+
+def file_rows(path: str, filesystem: object | None = None) -> list[dict[str, object]]:
+    return pq.read_table(path, filesystem=filesystem).to_pylist()

@@ -1,0 +1,102 @@
+"""The Socrata client: settings, retries, clear errors, and rows that are never lost or repeated."""
+
+import logging
+import time
+from datetime import date
+
+import pytest
+
+from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.fetching import DayStream, plan_chunks
+from nyc_collisions_dagster.resources.socrata import SocrataError, SocrataResource, split_domain
+from nyc_collisions_dagster_tests.expected import typed_rows
+
+LOG = logging.getLogger("test")
+
+
+def _fetch(resource: SocrataResource, asset: str, start: date, end: date) -> dict[date, list]:
+    stream = DayStream(resource.get_client(), DATASETS[asset], start, end, LOG)
+    return {day: table.to_pylist() for day, table in stream}
+
+
+def test_domain_may_carry_a_scheme() -> None:
+    assert split_domain("data.cityofnewyork.us") == ("https://", "data.cityofnewyork.us")
+    assert split_domain("http://127.0.0.1:8123/") == ("http://", "127.0.0.1:8123")
+    assert split_domain("https://example.org") == ("https://", "example.org")
+
+
+def test_settings_come_from_the_environment_at_run_time(make_soda_server, monkeypatch) -> None:
+    server = make_soda_server()
+    resource = SocrataResource()  # built before the variables are set, as at import time
+    monkeypatch.setenv("SOCRATA_DOMAIN", server.url)
+    monkeypatch.setenv("SOCRATA_APP_TOKEN", "token-from-env")
+    days = _fetch(resource, "crashes", date(2024, 1, 2), date(2024, 1, 3))
+    assert len(days[date(2024, 1, 2)]) > 0
+    tokens = {
+        value for r in server.requests for name, value in r.headers.items() if name.lower() == "x-app-token"
+    }
+    assert tokens == {"token-from-env"} and len(server.requests) == 2
+
+
+def test_chunks_cover_the_window_in_balanced_pages() -> None:
+    counts = {date(2024, 1, d): 400 for d in range(1, 31)}
+    chunks = plan_chunks(date(2024, 1, 1), date(2024, 2, 1), counts, 5_000)
+    assert chunks[0][0] == date(2024, 1, 1) and chunks[-1][1] == date(2024, 2, 1)
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
+    sizes = [sum(counts.get(date.fromordinal(o), 0) for o in range(s.toordinal(), e.toordinal())) for s, e in chunks]
+    assert len(chunks) == 3 and max(sizes) <= 5_000
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "503", "disconnect", "slow"])
+def test_each_fault_is_retried_without_losing_or_repeating_rows(
+    make_soda_server, soda_rows, fault
+) -> None:
+    server = make_soda_server(soda_rows, slow_seconds=2.0, retry_after="1")
+    resource = SocrataResource(
+        domain=server.url, page_size=200, read_timeout_seconds=0.5, backoff_factor=0.01
+    )
+    server.fail_next(2, fault)
+    client = resource.get_client()
+    stream = DayStream(client, DATASETS["persons"], date(2024, 1, 1), date(2024, 1, 3), LOG)
+    days = {day: table.to_pylist() for day, table in stream}
+    for day, rows in days.items():
+        assert rows == typed_rows("persons", soda_rows["persons"], day)
+    assert client.stats.retries >= 2
+
+
+def test_retry_after_is_honoured(make_soda_server, soda_rows) -> None:
+    server = make_soda_server(soda_rows, retry_after="1")
+    server.fail_next(1, "429")
+    started = time.monotonic()
+    _fetch(SocrataResource(domain=server.url), "crashes", date(2024, 1, 1), date(2024, 1, 2))
+    assert time.monotonic() - started >= 1.0
+
+
+def test_a_source_that_stays_down_fails_clearly_and_in_bounded_time(make_soda_server, soda_rows) -> None:
+    server = make_soda_server(soda_rows)
+    server.fail_always(503)
+    resource = SocrataResource(domain=server.url, max_retries=3, backoff_factor=0.05)
+    started = time.monotonic()
+    with pytest.raises(SocrataError, match=r"HTTP 503 after 3 retries"):
+        _fetch(resource, "crashes", date(2024, 1, 1), date(2024, 1, 2))
+    assert time.monotonic() - started < 10
+
+
+def test_rejected_query_shows_socratas_error_code_and_message(soda_server) -> None:
+    client = SocrataResource(domain=soda_server.url).get_client()
+    with pytest.raises(SocrataError, match=r"HTTP 400.*query.soql.no-such-column.*no_such_field"):
+        client.query("h9gi-nx95", {"$select": "no_such_field"})
+
+
+def test_unknown_dataset_is_named(soda_server) -> None:
+    client = SocrataResource(domain=soda_server.url).get_client()
+    with pytest.raises(SocrataError, match=r"HTTP 404.*abcd-1234"):
+        client.query("abcd-1234", {"$limit": "1"})
+
+
+def test_invalid_app_token_fails_clearly_without_showing_it(make_soda_server, soda_rows) -> None:
+    server = make_soda_server(soda_rows, app_tokens={"the-good-token"})
+    resource = SocrataResource(domain=server.url, app_token="sekret-bad-token")
+    with pytest.raises(SocrataError, match="HTTP 403.*SOCRATA_APP_TOKEN") as raised:
+        _fetch(resource, "crashes", date(2024, 1, 1), date(2024, 1, 2))
+    assert "sekret-bad-token" not in str(raised.value)
