@@ -1,10 +1,14 @@
 """The three collision datasets as daily-partitioned assets, one factory over DATASETS."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 
+from nyc_collisions_dagster.checks import check_results, check_specs
 from nyc_collisions_dagster.constants import DATASETS, GROUP_NAME, OWNERS, POOL, Dataset
 from nyc_collisions_dagster.fetching import DayStream
 from nyc_collisions_dagster.partitions import daily_partitions
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster.schema import column_schema
 
@@ -25,15 +29,22 @@ def build_collision_asset(dataset: Dataset) -> dg.AssetsDefinition:
         owners=OWNERS,
         pool=POOL,
         metadata={"dagster/column_schema": column_schema(dataset.asset)},
+        check_specs=check_specs(dataset),
     )
-    def _asset(context: dg.AssetExecutionContext, socrata: SocrataResource) -> DayStream:
+    def _asset(
+        context: dg.AssetExecutionContext,
+        socrata: SocrataResource,
+        io_manager: dg.ResourceParam[ParquetIOManager],
+    ) -> Iterator[dg.Output[DayStream] | dg.AssetCheckResult]:
         window = context.partition_time_window
-        return DayStream(
-            socrata.get_client(),
-            dataset,
-            window.start.date(),
-            window.end.date(),
-            context.log,
+        stream = DayStream(
+            socrata.get_client(), dataset, window.start.date(), window.end.date(), context.log
+        )
+        yield dg.Output(stream)  # the IO manager writes every day before this generator resumes
+        crashes = io_manager.store("crashes") if dataset.asset != "crashes" else None
+        yield from check_results(
+            stream.report,
+            lambda day: crashes.read_column(day.isoformat(), "collision_id") if crashes else None,
         )
 
     return _asset

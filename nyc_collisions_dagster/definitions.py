@@ -1,15 +1,17 @@
-"""The project's only Definitions: assets, schedule and resources."""
+"""The project's only Definitions: assets with their checks, schedule, sensor and resources."""
 
 import dagster as dg
 
 from nyc_collisions_dagster.assets import collision_assets
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster.sensors import late_records_sensor
 from nyc_collisions_dagster.schedules import daily_update_job, daily_update_schedule
 
 defs = dg.Definitions(
     assets=collision_assets,
     jobs=[daily_update_job],
     schedules=[daily_update_schedule],
+    sensors=[late_records_sensor],
     resources={"socrata": SocrataResource(), "io_manager": ParquetIOManager()},
 )

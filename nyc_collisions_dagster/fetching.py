@@ -13,10 +13,9 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 
-import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -28,25 +27,11 @@ from nyc_collisions_dagster.resources.socrata import (
     day_window_where,
     soql_timestamp,
 )
-from nyc_collisions_dagster.schema import (
-    DROPPED_COLUMNS,
-    SCHEMAS,
-    TypingReport,
-    column_schema,
-    to_typed,
-)
+from nyc_collisions_dagster.report import FetchReport
+from nyc_collisions_dagster.schema import DROPPED_COLUMNS, SCHEMAS, TypingReport, to_typed
 
 _EPOCH = date(1970, 1, 1)
 _QUEUE_DAYS = 64  # finished days waiting for the writer; bounds memory with the pages in flight
-
-
-@dataclass
-class FetchReport:
-    """What one fetch did, filled in while the stream is consumed."""
-
-    rows: int = 0
-    source_counts: dict[date, int] = field(default_factory=dict)
-    typing: TypingReport = field(default_factory=TypingReport)
 
 
 @dataclass(frozen=True)
@@ -92,8 +77,8 @@ class DayStream:
         self.schema = SCHEMAS[dataset.asset]
         self.start = start
         self.end = end
-        self.report = FetchReport()
-        self._report_lock = threading.Lock()
+        self.report = FetchReport(dataset.asset, dataset.unique_key)
+        self._typing_lock = threading.Lock()
 
     @property
     def days(self) -> int:
@@ -112,49 +97,12 @@ class DayStream:
                 item = days.get()
                 if isinstance(item, _Failure):
                     raise item.error
+                self.report.record(*item)
                 yield item
-            self._log_findings()
+            self.report.log_findings(self.log, self.client.stats)
         finally:
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
-
-    def metadata(self) -> dict[str, object]:
-        stats, typing = self.client.stats, self.report.typing
-        found = {
-            "coerced_values": dict(typing.coerced),
-            "unknown_columns": sorted(typing.unknown_columns),
-            "missing_columns": sorted(typing.missing_columns),
-        }
-        return {
-            "dagster/column_schema": column_schema(self.dataset.asset),
-            "requests": stats.requests,
-            "retries": stats.retries,
-            "bytes_received": stats.bytes,
-            "source_count": sum(self.report.source_counts.values()),
-            **{name: dg.MetadataValue.json(value) for name, value in found.items() if value},
-        }
-
-    def _log_findings(self) -> None:
-        stats, typing = self.client.stats, self.report.typing
-        self.log.info(
-            f"{self.dataset.asset}: {self.report.rows:,} rows in {stats.requests} requests "
-            f"({stats.retries} retries, {stats.bytes:,} bytes)"
-        )
-        if typing.unknown_columns:
-            self.log.warning(
-                f"{self.dataset.asset}: Socrata sent columns the schema does not know; they are "
-                f"not in the files: {sorted(typing.unknown_columns)}"
-            )
-        if typing.missing_columns:
-            self.log.warning(
-                f"{self.dataset.asset}: Socrata did not send columns "
-                f"{sorted(typing.missing_columns)}; they are null in the files"
-            )
-        if typing.coerced:
-            self.log.warning(
-                f"{self.dataset.asset}: values that are not valid for their column type were "
-                f"written as null: {dict(typing.coerced)}"
-            )
 
     def _count_by_day(self) -> dict[date, int]:
         rows = self.client.query(
@@ -186,12 +134,11 @@ class DayStream:
             if not stop.is_set():
                 days.put(_Failure(exc))
 
-    def add_rows(self, rows: int) -> None:
-        with self._report_lock:
-            self.report.rows += rows
+    def metadata(self) -> dict[str, object]:
+        return self.report.metadata(self.client.stats)
 
     def merge_typing(self, typing: TypingReport) -> None:
-        with self._report_lock:
+        with self._typing_lock:
             self.report.typing.coerced.update(typing.coerced)
             self.report.typing.missing_columns |= typing.missing_columns
             self.report.typing.unknown_columns |= typing.unknown_columns
@@ -286,7 +233,6 @@ class _ChunkFetch:
         keys = key_column.to_numpy()
         self._check_order(days, keys)
         self.cursor = (_EPOCH + timedelta(days=int(days[-1])), int(keys[-1]))
-        self.stream.add_rows(table.num_rows)
         # Rows arrive sorted by day, so each day is one contiguous slice of the block.
         bounds = np.flatnonzero(np.diff(days)) + 1
         for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(days)]))):

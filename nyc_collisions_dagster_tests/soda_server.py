@@ -444,6 +444,9 @@ class SodaServer:
         self._forced: list[str] = []
         self.set_faults(rate=fault_rate, faults=faults, retry_after=retry_after,
                         slow_seconds=slow_seconds)
+        # Called with (path, params) as each request arrives, before it is answered: lets a test
+        # change the data between two requests of one run, as upstream edits do.
+        self.on_request: Callable[[str, dict[str, str]], None] | None = None
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -592,6 +595,8 @@ class SodaServer:
         url = urlsplit(handler.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         match = _RESOURCE.fullmatch(url.path)
+        if self.on_request is not None:
+            self.on_request(url.path, params)
         try:
             with self._slot():
                 self._pause(self.latency)

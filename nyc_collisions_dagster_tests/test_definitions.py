@@ -17,8 +17,8 @@ DATASET_IDS = {"crashes": "h9gi-nx95", "persons": "f55k-p6yu", "vehicles": "bm4k
 
 def test_every_asset_is_daily_single_run_and_described() -> None:
     for name, dataset_id in DATASET_IDS.items():
-        spec = defs.get_assets_def(name).specs_by_key[dg.AssetKey(name)]
-        assets_def = defs.get_assets_def(name)
+        spec = defs.resolve_assets_def(name).specs_by_key[dg.AssetKey(name)]
+        assets_def = defs.resolve_assets_def(name)
         assert assets_def.partitions_def == daily_partitions
         assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()
         assert dataset_id in spec.description
@@ -38,7 +38,7 @@ def test_partitions_are_new_york_days_from_july_2012() -> None:
 
 def test_jobs_schedules_and_resources_resolve_by_name() -> None:
     assert defs.resolve_job_def("daily_update_job")
-    assert defs.get_schedule_def("daily_update_schedule")
+    assert defs.resolve_schedule_def("daily_update_schedule")
     assert set(defs.resources) >= {"socrata", "io_manager"}
 
 

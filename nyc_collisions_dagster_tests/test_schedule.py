@@ -9,7 +9,7 @@ from nyc_collisions_dagster.definitions import defs
 
 
 def test_tick_targets_the_latest_complete_day_of_all_assets() -> None:
-    schedule = defs.get_schedule_def("daily_update_schedule")
+    schedule = defs.resolve_schedule_def("daily_update_schedule")
     assert schedule.execution_timezone == "America/New_York"
     tick = datetime(2024, 3, 15, 9, 0, tzinfo=ZoneInfo("America/New_York"))
     context = dg.build_schedule_context(scheduled_execution_time=tick)
@@ -24,5 +24,5 @@ def test_tick_targets_the_latest_complete_day_of_all_assets() -> None:
 
 
 def test_schedule_runs_once_a_day_in_the_morning() -> None:
-    schedule = defs.get_schedule_def("daily_update_schedule")
+    schedule = defs.resolve_schedule_def("daily_update_schedule")
     assert schedule.cron_schedule == "0 9 * * *"

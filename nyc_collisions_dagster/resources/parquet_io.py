@@ -15,6 +15,7 @@ from datetime import date
 from typing import Protocol
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pa_fs
@@ -73,6 +74,31 @@ class PartitionStore:
                 self.fs.move(target, path)
         except (OSError, pa.ArrowException) as exc:
             raise StorageError(f"Could not write {self.uri(partition_key)}: {exc}") from None
+
+    def partition_days(self) -> set[date]:
+        """The days that have a file."""
+        selector = pa_fs.FileSelector(self.root, allow_not_found=True)
+        try:
+            names = [info.base_name for info in self.fs.get_file_info(selector)]
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"Could not list {self.url}: {exc}") from None
+        days = set()
+        for name in names:
+            try:
+                days.add(date.fromisoformat(name.removesuffix(".parquet")))
+            except ValueError:
+                continue  # temporary files of writes in progress, or foreign files
+        return days
+
+    def read_column(self, partition_key: str, column: str) -> np.ndarray | None:
+        """One column of a partition's file, or None when the file does not exist."""
+        path = f"{self.root}/{partition_key}.parquet"
+        try:
+            if self.fs.get_file_info(path).type == pa_fs.FileType.NotFound:
+                return None
+            return pq.read_table(path, columns=[column], filesystem=self.fs)[column].to_numpy()
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"Could not read {self.uri(partition_key)}: {exc}") from None
 
     def read(self, partition_keys: Sequence[str]) -> pa.Table:
         try:

@@ -1,0 +1,119 @@
+"""Asset checks evaluated in the run that writes the files, from what was fetched and written.
+
+Dagster records a partitioned check of a range run as one evaluation, so each result names the
+days that failed.
+"""
+
+from collections.abc import Callable, Iterator
+from datetime import date
+
+import dagster as dg
+import numpy as np
+
+from nyc_collisions_dagster.constants import Dataset
+from nyc_collisions_dagster.report import FetchReport
+
+ROW_COUNT = "row_count_matches_source"
+UNIQUE_KEY = "unique_key_is_unique"
+LINKED = "collision_ids_exist_in_crashes"
+_SHOWN_DAYS = 50  # days listed in a result; the count says how many there are
+
+
+def check_specs(dataset: Dataset) -> list[dg.AssetCheckSpec]:
+    specs = [
+        dg.AssetCheckSpec(
+            ROW_COUNT,
+            asset=dataset.asset,
+            description="Each day's file has as many rows as Socrata's count(*) for the day "
+            "when it was fetched.",
+        ),
+        dg.AssetCheckSpec(
+            UNIQUE_KEY,
+            asset=dataset.asset,
+            description=f"No {dataset.unique_key} appears twice among the days written.",
+        ),
+    ]
+    if dataset.unique_key != "collision_id":
+        specs.append(
+            dg.AssetCheckSpec(
+                LINKED,
+                asset=dataset.asset,
+                description="Every collision_id is a crash of the same day in the crashes files "
+                "(a warning: the source itself is not perfectly linked).",
+            )
+        )
+    return specs
+
+
+def _days_text(days: list[date]) -> str:
+    shown = ", ".join(d.isoformat() for d in days[:_SHOWN_DAYS])
+    return shown + (f" and {len(days) - _SHOWN_DAYS} more" if len(days) > _SHOWN_DAYS else "")
+
+
+def check_results(
+    report: FetchReport, crash_ids: Callable[[date], np.ndarray | None]
+) -> Iterator[dg.AssetCheckResult]:
+    """The results for the days of `report`; `crash_ids(day)` reads a crashes file's ids."""
+    short = sorted(
+        d for d, rows in report.rows_by_day.items() if rows != report.source_counts.get(d, 0)
+    )
+    yield dg.AssetCheckResult(
+        check_name=ROW_COUNT,
+        passed=not short,
+        description=f"{len(short)} days differ from Socrata: {_days_text(short)}" if short else None,
+        metadata={
+            "days_checked": len(report.rows_by_day),
+            "failed_days": dg.MetadataValue.json(
+                {
+                    d.isoformat(): {"file": report.rows_by_day[d], "socrata": report.source_counts.get(d, 0)}
+                    for d in short[:_SHOWN_DAYS]
+                }
+            ),
+        },
+    )
+    duplicates = report.duplicate_keys()
+    bad_days = sorted({d for days in duplicates.values() for d in days})
+    yield dg.AssetCheckResult(
+        check_name=UNIQUE_KEY,
+        passed=not duplicates,
+        description=f"{len(duplicates)} keys repeated, on {_days_text(bad_days)}" if duplicates else None,
+        metadata={
+            "duplicate_keys": len(duplicates),
+            "failed_days": dg.MetadataValue.json([d.isoformat() for d in bad_days[:_SHOWN_DAYS]]),
+        },
+    )
+    if report.unique_key != "collision_id":
+        yield _linked_result(report, crash_ids)
+
+
+def _linked_result(
+    report: FetchReport, crash_ids: Callable[[date], np.ndarray | None]
+) -> dg.AssetCheckResult:
+    unlinked: dict[date, int] = {}
+    unchecked: list[date] = []
+    for day, ids in sorted(report.collision_ids_by_day.items()):
+        if not len(ids):
+            continue
+        crashes = crash_ids(day)
+        if crashes is None:
+            unchecked.append(day)
+        elif missing := int(np.count_nonzero(~np.isin(ids, crashes))):
+            unlinked[day] = missing
+    failed = sorted(unlinked)
+    return dg.AssetCheckResult(
+        check_name=LINKED,
+        passed=not unlinked,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{sum(unlinked.values())} rows point at no crash of their day, on {_days_text(failed)}"
+            if unlinked
+            else None
+        ),
+        metadata={
+            "unlinked_rows": sum(unlinked.values()),
+            "failed_days": dg.MetadataValue.json(
+                {d.isoformat(): n for d, n in list(unlinked.items())[:_SHOWN_DAYS]}
+            ),
+            "days_without_crashes_file": len(unchecked),
+        },
+    )

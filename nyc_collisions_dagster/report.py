@@ -1,0 +1,88 @@
+"""What a fetch saw: rows per day against Socrata's counts, keys, and typing findings."""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+
+from nyc_collisions_dagster.resources.socrata import RequestStats
+from nyc_collisions_dagster.schema import TypingReport, column_schema
+
+
+@dataclass
+class FetchReport:
+    """Filled in while a DayStream is consumed; read by the metadata, the log and the checks."""
+
+    asset: str
+    unique_key: str
+    source_counts: dict[date, int] = field(default_factory=dict)
+    rows_by_day: dict[date, int] = field(default_factory=dict)
+    typing: TypingReport = field(default_factory=TypingReport)
+    # Per-day key columns kept for the checks: 8 bytes a row (16 for persons and vehicles).
+    keys_by_day: dict[date, np.ndarray] = field(default_factory=dict)
+    collision_ids_by_day: dict[date, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_by_day.values())
+
+    def record(self, day: date, table: pa.Table) -> None:
+        self.rows_by_day[day] = table.num_rows
+        self.keys_by_day[day] = table.column(self.unique_key).to_numpy()
+        if self.unique_key != "collision_id":
+            self.collision_ids_by_day[day] = table.column("collision_id").drop_null().to_numpy()
+
+    def duplicate_keys(self) -> dict[int, list[date]]:
+        """Keys found more than once among the days recorded, with the days holding them."""
+        if not self.keys_by_day:
+            return {}
+        keys = np.concatenate(list(self.keys_by_day.values()))
+        days = np.concatenate(
+            [np.full(len(k), day.toordinal()) for day, k in self.keys_by_day.items()]
+        )
+        order = np.argsort(keys, kind="stable")
+        keys, days = keys[order], days[order]
+        repeated = np.flatnonzero(keys[1:] == keys[:-1])
+        found: dict[int, set[int]] = {}
+        for i in repeated:
+            found.setdefault(int(keys[i]), set()).update((int(days[i]), int(days[i + 1])))
+        return {key: sorted(map(date.fromordinal, ds)) for key, ds in found.items()}
+
+    def metadata(self, stats: RequestStats) -> dict[str, object]:
+        found = {
+            "coerced_values": dict(self.typing.coerced),
+            "unknown_columns": sorted(self.typing.unknown_columns),
+            "missing_columns": sorted(self.typing.missing_columns),
+        }
+        return {
+            "dagster/column_schema": column_schema(self.asset),
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "bytes_received": stats.bytes,
+            "source_count": sum(self.source_counts.values()),
+            **{name: dg.MetadataValue.json(value) for name, value in found.items() if value},
+        }
+
+    def log_findings(self, log: logging.Logger, stats: RequestStats) -> None:
+        log.info(
+            f"{self.asset}: {self.rows:,} rows in {stats.requests} requests "
+            f"({stats.retries} retries, {stats.bytes:,} bytes)"
+        )
+        if self.typing.unknown_columns:
+            log.warning(
+                f"{self.asset}: Socrata sent columns the schema does not know; they are not in "
+                f"the files: {sorted(self.typing.unknown_columns)}"
+            )
+        if self.typing.missing_columns:
+            log.warning(
+                f"{self.asset}: Socrata did not send columns {sorted(self.typing.missing_columns)}; "
+                f"they are null in the files"
+            )
+        if self.typing.coerced:
+            log.warning(
+                f"{self.asset}: values that are not valid for their column type were written as "
+                f"null: {dict(self.typing.coerced)}"
+            )

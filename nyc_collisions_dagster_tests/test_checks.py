@@ -1,0 +1,97 @@
+"""The asset checks fail, naming the days, when files and source disagree; they pass otherwise."""
+
+
+import dagster as dg
+
+from nyc_collisions_dagster.assets import collision_assets, crashes, persons
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
+from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster_tests.generator import to_api_dict
+
+
+def _range(start: str, end: str) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": start,
+        "dagster/asset_partition_range_end": end,
+    }
+
+
+def _resources(server, tmp_path, **socrata) -> dict[str, object]:
+    return {
+        "socrata": SocrataResource(domain=server.url, **socrata),
+        "io_manager": ParquetIOManager(storage_url=str(tmp_path / "lake")),
+    }
+
+
+def _evaluations(result) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()
+    }
+
+
+def test_all_checks_pass_on_a_consistent_range(make_soda_server, tmp_path) -> None:
+    server = make_soda_server()
+    result = dg.materialize(
+        collision_assets, resources=_resources(server, tmp_path), tags=_range("2024-01-01", "2024-01-04")
+    )
+    evaluations = _evaluations(result)
+    assert len(evaluations) == 8
+    assert all(e.passed for e in evaluations.values()), evaluations
+    assert evaluations[("crashes", "row_count_matches_source")].metadata["days_checked"].value == 4
+
+
+def test_row_count_fails_for_the_day_whose_file_is_short(make_soda_server, tmp_path) -> None:
+    server = make_soda_server()
+    doomed = [r[23] for r in server.rows("crashes") if r[0].startswith("2024-01-02")][:3]
+
+    def delete_after_the_count(path: str, params: dict[str, str]) -> None:
+        if path.endswith(".csv"):
+            server.on_request = None
+            server.delete("crashes", doomed)  # rows vanish upstream between count and fetch
+
+    server.on_request = delete_after_the_count
+    result = dg.materialize(
+        [crashes], resources=_resources(server, tmp_path), tags=_range("2024-01-01", "2024-01-03")
+    )
+    check = _evaluations(result)[("crashes", "row_count_matches_source")]
+    assert not check.passed
+    assert "2024-01-02" in check.description and "2024-01-01" not in check.description
+    failed = check.metadata["failed_days"].value["2024-01-02"]
+    assert failed["socrata"] - failed["file"] == 3
+
+
+def test_a_key_in_two_days_fails_the_unique_check(make_soda_server, tmp_path) -> None:
+    server = make_soda_server()
+    moved = to_api_dict("crashes", server.rows("crashes")[0])  # a crash of 2024-01-01
+    requests = []
+
+    def move_once_the_first_day_is_read(path: str, params: dict[str, str]) -> None:
+        if path.endswith(".csv"):
+            requests.append(params)
+            if len(requests) == 2:
+                server.upsert("crashes", [moved | {"crash_date": "2024-01-03T00:00:00.000"}])
+
+    server.on_request = move_once_the_first_day_is_read
+    # One day a page, one page at a time: the move lands between two pages of one run.
+    resources = _resources(server, tmp_path, page_size=800, max_workers=1)
+    result = dg.materialize([crashes], resources=resources, tags=_range("2024-01-01", "2024-01-03"))
+    assert len(requests) >= 3
+    check = _evaluations(result)[("crashes", "unique_key_is_unique")]
+    assert not check.passed
+    assert check.metadata["duplicate_keys"].value == 1
+    assert check.metadata["failed_days"].value == ["2024-01-01", "2024-01-03"]
+
+
+def test_persons_pointing_at_no_crash_warn(make_soda_server, tmp_path) -> None:
+    server = make_soda_server()
+    person = to_api_dict("persons", next(r for r in server.rows("persons") if r[2].startswith("2024-01-02")))
+    server.upsert("persons", [person | {"collision_id": "1"}])
+    resources = _resources(server, tmp_path)
+    assert dg.materialize([crashes], resources=resources, partition_key="2024-01-02").success
+    result = dg.materialize([persons], resources=resources, tags=_range("2024-01-02", "2024-01-03"))
+    check = _evaluations(result)[("persons", "collision_ids_exist_in_crashes")]
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["failed_days"].value == {"2024-01-02": 1}
+    assert check.metadata["days_without_crashes_file"].value == 1  # 2024-01-03 has no crashes file
+    assert result.success  # a warning does not fail the run

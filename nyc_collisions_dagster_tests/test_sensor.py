@@ -1,0 +1,170 @@
+"""late_records_sensor catches rows added, amended and moved upstream, and nothing else."""
+
+import json
+from datetime import date, timedelta
+
+import dagster as dg
+import pytest
+
+from nyc_collisions_dagster.assets import collision_assets
+from nyc_collisions_dagster.definitions import defs
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
+from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster.sensors import late_records_sensor
+from nyc_collisions_dagster_tests.expected import file_rows, typed_rows
+from nyc_collisions_dagster_tests.generator import generate, to_api_dict
+
+ASSETS = {a.key.to_user_string(): a for a in collision_assets}
+
+
+@pytest.fixture
+def watched(make_soda_server, tmp_path):
+    """A server, a lake holding 2024-01-01..05 of all three assets, and a started sensor cursor."""
+    server = make_soda_server()
+    resources = {
+        "socrata": SocrataResource(domain=server.url),
+        "io_manager": ParquetIOManager(storage_url=str(tmp_path / "lake")),
+    }
+    assert dg.materialize(
+        collision_assets,
+        resources=resources,
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-01",
+            "dagster/asset_partition_range_end": "2024-01-05",
+        },
+    ).success
+    first = _tick(resources, None)
+    assert isinstance(first, dg.SensorResult) and not first.run_requests
+    assert "Started watching" in first.skip_reason.skip_message
+    return server, resources, tmp_path / "lake", first.cursor
+
+
+def _tick(resources, cursor):
+    context = dg.build_sensor_context(cursor=cursor, resources=resources)
+    return late_records_sensor(context)
+
+
+def _requested(result) -> set[tuple[str, str, str]]:
+    out = set()
+    for request in result.run_requests:
+        start = request.partition_key or request.tags["dagster/asset_partition_range_start"]
+        end = request.partition_key or request.tags["dagster/asset_partition_range_end"]
+        for key in request.asset_selection:
+            out.add((key.to_user_string(), start, end))
+    return out
+
+
+def _run(result, resources) -> None:
+    for request in result.run_requests:
+        assets = [ASSETS[k.to_user_string()] for k in request.asset_selection]
+        if request.partition_key:
+            done = dg.materialize(assets, partition_key=request.partition_key, resources=resources)
+        else:
+            done = dg.materialize(assets, tags=dict(request.tags), resources=resources)
+        assert done.success
+
+
+def _late_crash(day: str, donor_day: date) -> dict[str, object]:
+    """A crash the server does not have yet, reported late for `day`."""
+    row = generate(donor_day, donor_day + timedelta(days=1), datasets=("crashes",))["crashes"][0]
+    return to_api_dict("crashes", row) | {"crash_date": f"{day}T00:00:00.000"}
+
+
+def test_no_change_is_a_skip_with_a_reason(watched) -> None:
+    _, resources, _, cursor = watched
+    result = _tick(resources, cursor)
+    assert isinstance(result, dg.SkipReason)
+    assert "No rows added or amended upstream" in result.skip_message
+
+
+def test_late_rows_for_two_days_rematerialize_exactly_those_days(watched) -> None:
+    server, resources, lake, cursor = watched
+    late = [_late_crash("2024-01-02", date(2024, 2, 1)), _late_crash("2024-01-04", date(2024, 2, 2))]
+    server.upsert("crashes", late)
+    result = _tick(resources, cursor)
+    assert _requested(result) == {
+        ("crashes", "2024-01-02", "2024-01-02"),
+        ("crashes", "2024-01-04", "2024-01-04"),
+    }
+    _run(result, resources)
+    for crash in late:
+        day = date.fromisoformat(crash["crash_date"][:10])
+        rows = file_rows(str(lake / "crashes" / f"{day}.parquet"))
+        assert rows == typed_rows("crashes", server.rows("crashes"), day)
+        assert int(crash["collision_id"]) in {r["collision_id"] for r in rows}
+    # The cursor moved past the change: the next tick has nothing to do.
+    assert isinstance(_tick(resources, result.cursor), dg.SkipReason)
+
+
+def test_an_amended_value_shows_up(watched) -> None:
+    server, resources, lake, cursor = watched
+    person = to_api_dict("persons", server.rows("persons")[10])
+    day = person["crash_date"][:10]
+    server.upsert("persons", [person | {"person_age": "77", "person_injury": "Injured"}])
+    result = _tick(resources, cursor)
+    assert _requested(result) == {("persons", day, day)}
+    _run(result, resources)
+    [amended] = [
+        r
+        for r in file_rows(str(lake / "persons" / f"{day}.parquet"))
+        if r["unique_id"] == int(person["unique_id"])
+    ]
+    assert amended["person_age"] == 77 and amended["person_injury"] == "Injured"
+
+
+def test_a_moved_crash_leaves_its_old_day_and_enters_the_new_one(watched) -> None:
+    server, resources, lake, cursor = watched
+    crash = to_api_dict(
+        "crashes", next(r for r in server.rows("crashes") if r[0].startswith("2024-01-02"))
+    )
+    server.upsert("crashes", [crash | {"crash_date": "2024-01-04T00:00:00.000"}])
+    result = _tick(resources, cursor)
+    assert _requested(result) == {
+        ("crashes", "2024-01-02", "2024-01-02"),
+        ("crashes", "2024-01-04", "2024-01-04"),
+    }
+    _run(result, resources)
+    key = int(crash["collision_id"])
+    assert key not in {r["collision_id"] for r in file_rows(str(lake / "crashes" / "2024-01-02.parquet"))}
+    assert key in {r["collision_id"] for r in file_rows(str(lake / "crashes" / "2024-01-04.parquet"))}
+    for day in (date(2024, 1, 2), date(2024, 1, 4)):
+        assert file_rows(str(lake / "crashes" / f"{day}.parquet")) == typed_rows(
+            "crashes", server.rows("crashes"), day
+        )
+
+
+def test_contiguous_days_share_one_ranged_run_and_the_cursor_survives(watched) -> None:
+    server, resources, _, cursor = watched
+    server.upsert("vehicles", [_vehicle(server, "2024-01-03"), _vehicle(server, "2024-01-04")])
+    first = _tick(resources, cursor)
+    assert _requested(first) == {("vehicles", "2024-01-03", "2024-01-04")}
+    assert json.loads(first.cursor)["vehicles"] > json.loads(cursor)["vehicles"]
+    assert json.loads(first.cursor)["crashes"] == json.loads(cursor)["crashes"]
+    server.upsert("vehicles", [_vehicle(server, "2024-01-05")])
+    second = _tick(resources, first.cursor)
+    assert _requested(second) == {("vehicles", "2024-01-05", "2024-01-05")}
+
+
+def _vehicle(server, day: str) -> dict[str, object]:
+    row = next(r for r in server.rows("vehicles") if r[2].startswith(day))
+    return to_api_dict("vehicles", row) | {"vehicle_make": "AMENDED"}
+
+
+def test_a_full_replace_upstream_is_capped_into_one_ranged_run(watched, monkeypatch) -> None:
+    server, resources, _, cursor = watched
+    monkeypatch.setattr("nyc_collisions_dagster.sensors.MAX_CHANGED_ROWS", 500)
+    server.touch_all("crashes")
+    result = _tick(resources, cursor)
+    assert _requested(result) == {("crashes", "2024-01-01", "2024-01-10")}
+
+
+def test_evaluates_from_the_loaded_definitions(watched, monkeypatch) -> None:
+    server, _, lake, cursor = watched
+    monkeypatch.setenv("SOCRATA_DOMAIN", server.url)
+    monkeypatch.setenv("COLLISIONS_STORAGE_URL", str(lake))
+    server.upsert("crashes", [_late_crash("2024-01-03", date(2024, 2, 3))])
+    sensor = defs.resolve_sensor_def("late_records_sensor")
+    expected = {("crashes", "2024-01-03", "2024-01-03")}
+    assert _requested(sensor(dg.build_sensor_context(cursor=cursor, definitions=defs))) == expected
+    tick = sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor, definitions=defs))
+    assert _requested(tick) == expected
