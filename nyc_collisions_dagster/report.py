@@ -53,7 +53,7 @@ class FetchReport:
 
     def metadata(self, stats: RequestStats) -> dict[str, object]:
         found = {
-            "coerced_values": dict(self.typing.coerced),
+            "coerced_values": dict(sorted(self.typing.coerced.items())),
             "unknown_columns": sorted(self.typing.unknown_columns),
             "missing_columns": sorted(self.typing.missing_columns),
         }
@@ -84,5 +84,5 @@ class FetchReport:
         if self.typing.coerced:
             log.warning(
                 f"{self.asset}: values that are not valid for their column type were written as "
-                f"null: {dict(self.typing.coerced)}"
+                f"null: {dict(sorted(self.typing.coerced.items()))}"
             )

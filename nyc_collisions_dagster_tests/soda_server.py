@@ -20,7 +20,7 @@ import zlib
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +41,7 @@ from nyc_collisions_dagster_tests.generator import (
     UNIQUE_KEYS,
     Location,
     Row,
+    Value,
     from_api_dict,
     gc_paused,
     generate,
@@ -72,6 +73,15 @@ class RequestRecord:
     seconds: float
 
 
+@dataclass(frozen=True)
+class SchemaChange:
+    """Schema drift of one dataset: columns the source has added, each with the constant text
+    every row carries for it, and columns it no longer sends."""
+
+    added: Mapping[str, str] = field(default_factory=dict)
+    dropped: Collection[str] = ()
+
+
 class _Record:
     """A served row plus its system fields and lazily cached renderings of ``SELECT *``."""
 
@@ -89,6 +99,10 @@ def _stamp(moment: datetime) -> str:
 
 def _field_getter(i: int) -> soql.Getter:
     return lambda record: record.row[i]
+
+
+def _constant_getter(value: str) -> soql.Getter:
+    return lambda record: value
 
 
 def _csv_value(value: Any) -> str:
@@ -126,11 +140,18 @@ class _Table:
     """One dataset's rows kept sorted by (crash_date, unique key), so that a crash_date range is a
     bisected slice and the common ``$order=crash_date,<key>`` needs no sort."""
 
-    def __init__(self, name: str, rows: Iterable[Row], stamp_of: Callable[[Any], str]) -> None:
+    def __init__(self, name: str, rows: Iterable[Row], stamp_of: Callable[[Any], str],
+                 change: SchemaChange | None = None) -> None:
         self.name, self.id = name, DATASET_IDS[name]
-        self.fields, self.types = FIELDS[name], TYPES[name]
+        self.fields, self.types = FIELDS[name], TYPES[name]  # the layout of the stored rows
         self.date_i = self.fields.index(DATE_FIELD)
         self.key_i = self.fields.index(UNIQUE_KEYS[name])
+        added, dropped = (dict(change.added), set(change.dropped)) if change else ({}, set())
+        if unknown := dropped - set(self.fields):
+            raise ValueError(f"cannot drop {sorted(unknown)}: not columns of {name}")
+        if clashing := added.keys() & {*self.fields, *SYSTEM_FIELDS}:
+            raise ValueError(f"cannot add {sorted(clashing)}: already columns of {name}")
+        kept = [i for i, f in enumerate(self.fields) if f not in dropped]
         self.lock = threading.Lock()
         self.records = [_Record(r, None, s, s)
                         for r in rows for s in (stamp_of(r[self.date_i]),)]
@@ -139,15 +160,27 @@ class _Table:
         if len(self.by_key) != len(self.records):
             raise ValueError(f"duplicate {UNIQUE_KEYS[name]} values in {name}")
         self.last_modified = max((r.updated for r in self.records), default=_stamp(_EPOCH))
+        # The served columns, which ``*`` follows. Stored rows keep the generator's shape, which
+        # upsert and rows() rely on: a drifted dataset maps a row to the served columns only
+        # when rendering it for ``*``, and an unchanged one renders the stored tuple as it is.
+        self.served = [self.fields[i] for i in kept] + list(added)
+        extra = list(added.values())
+        self.project: Callable[[Row], Sequence[Value]] | None = (
+            (lambda row: [row[i] for i in kept] + extra) if added or dropped else None)
         columns: dict[str, tuple[soql.Getter, str]] = {
-            f: (_field_getter(i), t) for i, (f, t) in enumerate(zip(self.fields, self.types))}
+            self.fields[i]: (_field_getter(i), self.types[i]) for i in kept}
+        columns.update((f, (_constant_getter(v), "text")) for f, v in added.items())
         columns[":id"] = (self.row_id, "text")
         columns[":created_at"] = (lambda r: r.created, "fixed_timestamp")
         columns[":updated_at"] = (lambda r: r.updated, "fixed_timestamp")
         self.schema = soql.Schema(columns, self.id)
-        self.json_keys = [encode_basestring(f) + ":" for f in self.fields]
-        self.stored_order = [(soql.Column(DATE_FIELD), False),
-                             (soql.Column(UNIQUE_KEYS[name]), False)]
+        self.json_keys = [encode_basestring(f) + ":" for f in self.served]
+        # The crash_date fast paths read stored rows without compiling a column; when that
+        # column or the key is dropped they must not answer what a compile would reject.
+        self.dates_served = DATE_FIELD in columns
+        self.stored_order: list[tuple[soql.Node, bool]] | None = (
+            [(soql.Column(DATE_FIELD), False), (soql.Column(UNIQUE_KEYS[name]), False)]
+            if self.dates_served and UNIQUE_KEYS[name] in columns else None)
 
     def order_key(self, record: _Record) -> tuple[Any, int]:
         return record.row[self.date_i] or "", int(record.row[self.key_i])  # type: ignore[arg-type]
@@ -219,7 +252,7 @@ class _Table:
                 if grouped:
                     raise soql.SoqlError("query.soql.type-mismatch",
                                          "* cannot be selected with $group")
-                for n in self.fields if item.star == "*" else SYSTEM_FIELDS:
+                for n in self.served if item.star == "*" else SYSTEM_FIELDS:
                     c = self.schema.column(n)
                     outputs.append(_Output(n, c.type, c.fn, soql.Column(n)))
                 continue
@@ -250,7 +283,7 @@ class _Table:
             if isinstance(node, soql.Op) and node.op == "and":
                 stack += node.args
                 continue
-            bounds = _date_bounds(node)
+            bounds = _date_bounds(node) if self.dates_served else None
             if bounds is None:
                 residual.append(node)
                 continue
@@ -425,6 +458,8 @@ class SodaServer:
 
     ``rows`` maps dataset names ("crashes") or ids ("h9gi-nx95") to rows as made by
     ``generator.generate`` / ``real_data`` or to API-style dicts; other datasets answer 404.
+    ``schema_changes``, keyed the same way, makes a dataset serve columns other than
+    ``FIELDS``; its rows, ``upsert`` and ``rows()`` keep the ``FIELDS`` shape all the same.
     Faults are drawn per request from ``faults`` with probability ``fault_rate`` by an RNG
     seeded with ``seed``, which also drives the shuffles of unordered results. ``now`` (naive
     UTC) is the clock that mutations stamp ``:updated_at`` with, never going backwards.
@@ -434,7 +469,7 @@ class SodaServer:
                  latency: float = 0.0, row_cost: float = 0.0, max_concurrent: int | None = None,
                  fault_rate: float = 0.0, faults: Collection[str] = FAULTS, retry_after: str = "1",
                  slow_seconds: float = 5.0, app_tokens: Collection[str] | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, schema_changes: Mapping[str, SchemaChange] | None = None) -> None:
         self.port, self.latency, self.row_cost = port, latency, row_cost
         self.app_tokens = set(app_tokens) if app_tokens is not None else None
         self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent else None
@@ -451,13 +486,17 @@ class SodaServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._tables: dict[str, _Table] = {}
+        changes = {DATASET_NAMES.get(k, k): c for k, c in (schema_changes or {}).items()}
         for key, dataset_rows in rows.items():
             name = DATASET_NAMES.get(key, key)
             if name not in DATASET_IDS:
                 raise ValueError(f"unknown dataset {key!r}")
             fixed = [from_api_dict(name, r) if isinstance(r, Mapping) else r for r in dataset_rows]
             with gc_paused():
-                self._tables[DATASET_IDS[name]] = _Table(name, fixed, _initial_stamp())
+                self._tables[DATASET_IDS[name]] = _Table(name, fixed, _initial_stamp(),
+                                                         changes.pop(name, None))
+        if changes:
+            raise ValueError(f"schema changes of datasets not served: {sorted(changes)}")
         self._last = max((datetime.fromisoformat(t.last_modified[:-1])
                           for t in self._tables.values()), default=_EPOCH)
         self.now = self._last
@@ -657,12 +696,13 @@ class SodaServer:
 
 
 def _render(fmt: str, table: _Table, names: list[str], page: list[Any], star: bool) -> bytes:
+    project = table.project
     if fmt == "csv":
         lines = [",".join(f'"{n}"' for n in names)]
         if star:
             for record in page:
                 if record.csv is None:
-                    record.csv = _csv_line(record.row)
+                    record.csv = _csv_line(record.row if project is None else project(record.row))
                 lines.append(record.csv)
         else:
             lines += [_csv_line(values) for values in page]
@@ -671,7 +711,8 @@ def _render(fmt: str, table: _Table, names: list[str], page: list[Any], star: bo
         objects = []
         for record in page:
             if record.json is None:
-                record.json = _json_object(table.json_keys, record.row)
+                record.json = _json_object(table.json_keys, record.row if project is None
+                                           else project(record.row))
             objects.append(record.json)
     else:
         keys = [encode_basestring(n) + ":" for n in names]

@@ -168,3 +168,11 @@ def test_evaluates_from_the_loaded_definitions(watched, monkeypatch) -> None:
     assert _requested(sensor(dg.build_sensor_context(cursor=cursor, definitions=defs))) == expected
     tick = sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor, definitions=defs))
     assert _requested(tick) == expected
+
+
+def test_a_tampered_cursor_is_refused_not_pasted_into_soql(watched) -> None:
+    server, resources, _, cursor = watched
+    tampered = json.dumps(json.loads(cursor) | {"crashes": "2024-01-01' OR 1=1 --"})
+    with pytest.raises(ValueError, match="not a Socrata :updated_at timestamp"):
+        _tick(resources, tampered)
+    assert not any("1=1" in str(r.params) for r in server.requests)

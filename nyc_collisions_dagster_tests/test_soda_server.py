@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import signal
 import socket
@@ -33,7 +34,7 @@ from nyc_collisions_dagster_tests.generator import (
     generate,
     to_api_dict,
 )
-from nyc_collisions_dagster_tests.soda_server import SodaServer
+from nyc_collisions_dagster_tests.soda_server import SchemaChange, SodaServer
 
 CRASHES, PERSONS, VEHICLES = DATASET_IDS["crashes"], DATASET_IDS["persons"], DATASET_IDS["vehicles"]
 ORDER = "crash_date,collision_id"
@@ -260,6 +261,78 @@ def test_updated_at_filter_sees_upserts_moves_and_full_replaces(make_soda_server
     assert rows_of(server, CRASHES, {"collision_id": "99999999"}) == []
     assert server.touch_all("crashes") > stamp
     assert count(server, f":updated_at <= '{stamp}'") == 0
+
+
+# --- schema drift ----------------------------------------------------------------------
+
+DRIFT = SchemaChange(added={"vehicle_type_code_6": "Sedan"}, dropped=("borough",))
+DRIFTED = [f for f in FIELDS["crashes"] if f != "borough"] + ["vehicle_type_code_6"]
+
+
+def in_order(crashes: list[Row]) -> list[Row]:
+    """``crashes`` as ``$order=crash_date,collision_id`` returns them."""
+    date_i, key_i = FIELDS["crashes"].index("crash_date"), FIELDS["crashes"].index("collision_id")
+    return sorted(crashes, key=lambda r: (r[date_i], int(r[key_i])))  # type: ignore[arg-type]
+
+
+def test_schema_drift_csv_sends_added_and_not_dropped_columns(make_soda_server: MakeServer,
+                                                              soda_rows: Rows) -> None:
+    crashes = soda_rows["crashes"][:50]
+    server = make_soda_server({"crashes": crashes}, schema_changes={"crashes": DRIFT})
+    response = get(server, CRASHES, {"$order": ORDER}, fmt="csv")
+    assert json.loads(response.headers["X-SODA2-Fields"]) == DRIFTED
+    assert json.loads(response.headers["X-SODA2-Types"])[-1] == "text"
+    header, *lines = csv.reader(io.StringIO(response.text))
+    assert header == DRIFTED
+    assert lines == [[f"POINT ({v.longitude} {v.latitude})" if isinstance(v, Location)
+                      else v or "" for f, v in zip(FIELDS["crashes"], row) if f != "borough"]
+                     + ["Sedan"] for row in in_order(crashes)]
+
+
+def test_schema_drift_json_rows_queries_and_upserts(make_soda_server: MakeServer,
+                                                    soda_rows: Rows) -> None:
+    crashes = soda_rows["crashes"][:50]
+    server = make_soda_server({"crashes": crashes, "persons": soda_rows["persons"][:50]},
+                              schema_changes={CRASHES: DRIFT})
+    served = rows_of(server, CRASHES, {"$order": ORDER})
+    assert served == [{k: v for k, v in to_api_dict("crashes", r).items() if k != "borough"}
+                      | {"vehicle_type_code_6": "Sedan"} for r in in_order(crashes)]
+    assert list(served[0])[-1] == "vehicle_type_code_6"
+    response = get(server, CRASHES, {"$select": "collision_id, borough"})
+    assert response.status_code == 400
+    assert response.json() == {"errorCode": "query.soql.no-such-column",
+                               "message": "No such column: borough",
+                               "data": {"column": "borough", "dataset": f"alpha.{CRASHES}"}}
+    assert get(server, CRASHES, {"borough": "QUEENS"}).status_code == 400
+    assert count(server, "vehicle_type_code_6 like 'Sed%'") == 50
+    assert rows_of(server, CRASHES, {"$select": "vehicle_type_code_6 AS v, count(*)",
+                                     "$group": "vehicle_type_code_6"}) == [{"v": "Sedan",
+                                                                            "count": "50"}]
+    first, second = (to_api_dict("crashes", r) for r in crashes[:2])
+    server.upsert("crashes", [{**first, "vehicle_type_code_6": "Bus", "borough": "BRONX"},
+                              {**second, "collision_id": "99999999"}, crashes[2]])
+    changed = rows_of(server, CRASHES, {"$where": f"collision_id in ('{first['collision_id']}', "
+                                                  "'99999999')"})
+    assert len(changed) == 2 and all("borough" not in r for r in changed)
+    assert {r["vehicle_type_code_6"] for r in changed} == {"Sedan"}
+    assert all(len(r) == len(FIELDS["crashes"]) for r in server.rows("crashes"))
+    assert set(rows_of(server, PERSONS, {"$limit": 50})[0]) <= set(FIELDS["persons"])
+
+
+def test_schema_drift_of_crash_date_leaves_no_fast_path(make_soda_server: MakeServer,
+                                                        soda_rows: Rows) -> None:
+    server = make_soda_server({"persons": soda_rows["persons"][:50]},
+                              schema_changes={"persons": SchemaChange(dropped=["crash_date"])})
+    assert all("crash_date" not in r for r in rows_of(server, PERSONS))
+    for params in ({"$where": "crash_date >= '2024-01-01'"}, {"crash_date": "2024-01-01"},
+                   {"$order": "crash_date,unique_id"}):
+        assert get(server, PERSONS, params).json()["errorCode"] == "query.soql.no-such-column"
+    with pytest.raises(ValueError, match="cannot drop"):
+        SodaServer({"crashes": []}, schema_changes={"crashes": SchemaChange(dropped=["nope"])})
+    with pytest.raises(ValueError, match="cannot add"):
+        SodaServer({"crashes": []}, schema_changes={"crashes": SchemaChange(added={":id": "x"})})
+    with pytest.raises(ValueError, match="not served"):
+        SodaServer({"crashes": []}, schema_changes={"persons": SchemaChange()})
 
 
 # --- access, faults and timing -------------------------------------------------------

@@ -54,8 +54,29 @@ class PartitionStore:
             self.fs, root = pa_fs.LocalFileSystem(), os.path.abspath(storage_url)
         self.root = f"{root.rstrip('/')}/{asset}"
         self.is_local = isinstance(self.fs, pa_fs.LocalFileSystem)
+
+    def ensure_writable(self) -> None:
+        """Fail before any fetching if the folder can't be made or the bucket isn't there."""
         if self.is_local:
-            self.fs.create_dir(self.root, recursive=True)
+            try:
+                self.fs.create_dir(self.root, recursive=True)
+            except OSError as exc:
+                raise StorageError(f"Cannot create {self.url}: {exc}") from None
+            return
+        bucket = self.root.split("/", 1)[0]
+        endpoint = (
+            os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or "the default AWS endpoint"
+        )
+        try:
+            found = self.fs.get_file_info(bucket).type != pa_fs.FileType.NotFound
+        except OSError as exc:
+            raise StorageError(
+                f"S3 bucket '{bucket}' at {endpoint} could not be reached or refused access: {exc}"
+            ) from None
+        if not found:
+            raise StorageError(f"S3 bucket '{bucket}' does not exist at {endpoint}")
 
     def uri(self, partition_key: str) -> str:
         return f"{self.url}/{partition_key}.parquet"
@@ -126,6 +147,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: DayTables) -> None:
         store = self.store(context.asset_key.path[-1])
+        store.ensure_writable()
         expected = set(context.asset_partition_keys)
         writer = _ParallelWriter(store, self.max_concurrent_writes, context.log, len(expected))
         with writer, closing(iter(obj)) as days:
