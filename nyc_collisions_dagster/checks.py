@@ -60,12 +60,17 @@ def check_results(
     yield dg.AssetCheckResult(
         check_name=ROW_COUNT,
         passed=not short,
-        description=f"{len(short)} days differ from Socrata: {_days_text(short)}" if short else None,
+        description=f"{len(short)} days differ from Socrata: {_days_text(short)}"
+        if short
+        else None,
         metadata={
             "days_checked": len(report.rows_by_day),
             "failed_days": dg.MetadataValue.json(
                 {
-                    d.isoformat(): {"file": report.rows_by_day[d], "socrata": report.source_counts.get(d, 0)}
+                    d.isoformat(): {
+                        "file": report.rows_by_day[d],
+                        "socrata": report.source_counts.get(d, 0),
+                    }
                     for d in short[:_SHOWN_DAYS]
                 }
             ),
@@ -76,7 +81,9 @@ def check_results(
     yield dg.AssetCheckResult(
         check_name=UNIQUE_KEY,
         passed=not duplicates,
-        description=f"{len(duplicates)} keys repeated, on {_days_text(bad_days)}" if duplicates else None,
+        description=f"{len(duplicates)} keys repeated, on {_days_text(bad_days)}"
+        if duplicates
+        else None,
         metadata={
             "duplicate_keys": len(duplicates),
             "failed_days": dg.MetadataValue.json([d.isoformat() for d in bad_days[:_SHOWN_DAYS]]),

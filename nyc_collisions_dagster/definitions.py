@@ -5,8 +5,8 @@ import dagster as dg
 from nyc_collisions_dagster.assets import collision_assets
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster.sensors import late_records_sensor
 from nyc_collisions_dagster.schedules import daily_update_job, daily_update_schedule
+from nyc_collisions_dagster.sensors import late_records_sensor
 
 defs = dg.Definitions(
     assets=collision_assets,

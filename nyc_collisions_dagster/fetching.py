@@ -21,13 +21,13 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from nyc_collisions_dagster.constants import Dataset
+from nyc_collisions_dagster.report import FetchReport
 from nyc_collisions_dagster.resources.socrata import (
     SocrataClient,
     SocrataError,
     day_window_where,
     soql_timestamp,
 )
-from nyc_collisions_dagster.report import FetchReport
 from nyc_collisions_dagster.schema import DROPPED_COLUMNS, SCHEMAS, TypingReport, to_typed
 
 _EPOCH = date(1970, 1, 1)
@@ -39,7 +39,9 @@ class _Failure:
     error: BaseException
 
 
-def plan_chunks(start: date, end: date, counts: dict[date, int], rows: int) -> list[tuple[date, date]]:
+def plan_chunks(
+    start: date, end: date, counts: dict[date, int], rows: int
+) -> list[tuple[date, date]]:
     """Cut [start, end) into contiguous day ranges of about `rows` rows, balanced in size."""
     total = sum(counts.values())
     n_chunks = max(1, -(-total // rows))

@@ -78,8 +78,8 @@ class FetchReport:
             )
         if self.typing.missing_columns:
             log.warning(
-                f"{self.asset}: Socrata did not send columns {sorted(self.typing.missing_columns)}; "
-                f"they are null in the files"
+                f"{self.asset}: Socrata did not send columns "
+                f"{sorted(self.typing.missing_columns)}; they are null in the files"
             )
         if self.typing.coerced:
             log.warning(

@@ -103,7 +103,9 @@ def _evaluate(
         return dg.SkipReason(f"No rows added or amended upstream since {cursor}.")
     ranges_by_asset = {name: contiguous_ranges(days) for name, days in days_by_asset.items()}
     if sum(len(r) for r in ranges_by_asset.values()) > MAX_RUNS:
-        notes.append(f"more than {MAX_RUNS} runs needed: each dataset's days are fetched as one range")
+        notes.append(
+            f"more than {MAX_RUNS} runs needed: each dataset's days are fetched as one range"
+        )
         ranges_by_asset = {name: [(min(d), max(d))] for name, d in days_by_asset.items()}
     for note in notes:
         context.log.warning(note)

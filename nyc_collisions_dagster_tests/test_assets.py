@@ -182,3 +182,16 @@ def test_downstream_assets_load_partitions_as_a_dataframe(resources, soda_rows) 
         selection=[injured_by_borough],
     )
     assert result.success
+
+
+def test_range_run_metadata_shows_days_preview_and_fetch_figures(resources) -> None:
+    result = dg.materialize([crashes], resources=resources, tags=_range_tags("2024-01-02", "2024-01-04"))
+    events = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    last = events["2024-01-04"]
+    by_day = {r.data["partition"]: r.data["rows"] for r in last["run_rows_by_day"].records}
+    assert by_day == {k: events[k]["dagster/row_count"].value for k in events}
+    assert "run_rows_by_day" not in events["2024-01-02"]
+    assert last["preview"].value.startswith("| crash_date | crash_time |")
+    assert last["run_rows"].value == sum(by_day.values())
+    for name in ("requests", "retries", "bytes_received", "rows_per_second", "dagster/column_schema"):
+        assert name in last

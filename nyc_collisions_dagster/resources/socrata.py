@@ -75,7 +75,7 @@ class SocrataClient:
             total=resource.max_retries,
             backoff_factor=resource.backoff_factor,
             backoff_max=resource.max_backoff_seconds,
-            # A server asking for an hour must not stall a run; Retry-After: 0 falls back to backoff.
+            # A server asking for an hour must not stall a run; Retry-After: 0 gets the backoff.
             retry_after_max=int(resource.max_backoff_seconds),
             status_forcelist=_RETRIED_STATUSES,
             allowed_methods={"GET"},
@@ -105,10 +105,14 @@ class SocrataClient:
         self._socrata.close()
 
     @contextmanager
-    def open(self, dataset_id: str, fmt: str, params: dict[str, str]) -> Iterator[requests.Response]:
+    def open(
+        self, dataset_id: str, fmt: str, params: dict[str, str]
+    ) -> Iterator[requests.Response]:
         """A streaming GET of `/resource/{dataset_id}.{fmt}`; raises SocrataError unless 200."""
-        url = self._socrata.uri_prefix + self.host + sodapy_utils.format_new_api_request(
-            dataid=dataset_id, content_type=fmt
+        url = (
+            self._socrata.uri_prefix
+            + self.host
+            + sodapy_utils.format_new_api_request(dataid=dataset_id, content_type=fmt)
         )
         try:
             response = self._socrata.session.get(

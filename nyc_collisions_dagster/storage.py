@@ -1,0 +1,168 @@
+"""The lake's files: one Parquet file per asset and crash day, on a local folder or S3.
+
+`{storage_url}/{asset}/{YYYY-MM-DD}.parquet`. Local and S3 differ only in the base URL, which
+pyarrow.fs resolves; `FileSystem.from_uri` honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL.
+"""
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pa_fs
+import pyarrow.parquet as pq
+
+_PROGRESS_EVERY_SECONDS = 10.0
+
+
+class StorageError(RuntimeError):
+    """A partition file could not be written or read."""
+
+
+class PartitionStore:
+    """The files of one asset under a storage URL."""
+
+    def __init__(self, storage_url: str, asset: str) -> None:
+        self.url = f"{storage_url.rstrip('/')}/{asset}"
+        if storage_url.startswith("s3://"):
+            # Delayed open makes a small object one PutObject instead of a three-call multipart.
+            sep = "&" if "?" in storage_url else "?"
+            self.fs, root = pa_fs.FileSystem.from_uri(f"{storage_url}{sep}allow_delayed_open=true")
+        elif "://" in storage_url:
+            self.fs, root = pa_fs.FileSystem.from_uri(storage_url)
+        else:
+            self.fs, root = pa_fs.LocalFileSystem(), os.path.abspath(storage_url)
+        self.root = f"{root.rstrip('/')}/{asset}"
+        self.is_local = isinstance(self.fs, pa_fs.LocalFileSystem)
+
+    def ensure_writable(self) -> None:
+        """Fail before any fetching if the folder can't be made or the bucket isn't there."""
+        if self.is_local:
+            try:
+                self.fs.create_dir(self.root, recursive=True)
+            except OSError as exc:
+                raise StorageError(f"Cannot create {self.url}: {exc}") from None
+            return
+        bucket = self.root.split("/", 1)[0]
+        endpoint = (
+            os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or "the default AWS endpoint"
+        )
+        try:
+            found = self.fs.get_file_info(bucket).type != pa_fs.FileType.NotFound
+        except OSError as exc:
+            raise StorageError(
+                f"S3 bucket '{bucket}' at {endpoint} could not be reached or refused access: {exc}"
+            ) from None
+        if not found:
+            raise StorageError(f"S3 bucket '{bucket}' does not exist at {endpoint}")
+
+    def uri(self, partition_key: str) -> str:
+        return f"{self.url}/{partition_key}.parquet"
+
+    def write(self, partition_key: str, table: pa.Table) -> None:
+        """Replace the partition's file; readers see the old file or the new one, never a part."""
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer, compression="zstd")
+        path = f"{self.root}/{partition_key}.parquet"
+        # A local file appears by rename; an S3 object appears whole when its upload completes.
+        target = f"{path}.{uuid.uuid4().hex}.tmp" if self.is_local else path
+        try:
+            with self.fs.open_output_stream(target) as out:
+                out.write(buffer.getvalue())
+            if self.is_local:
+                self.fs.move(target, path)
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"Could not write {self.uri(partition_key)}: {exc}") from None
+
+    def partition_days(self) -> set[date]:
+        """The days that have a file."""
+        selector = pa_fs.FileSelector(self.root, allow_not_found=True)
+        try:
+            names = [info.base_name for info in self.fs.get_file_info(selector)]
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"Could not list {self.url}: {exc}") from None
+        days = set()
+        for name in names:
+            try:
+                days.add(date.fromisoformat(name.removesuffix(".parquet")))
+            except ValueError:
+                continue  # temporary files of writes in progress, or foreign files
+        return days
+
+    def read_column(self, partition_key: str, column: str) -> np.ndarray | None:
+        """One column of a partition's file, or None when the file does not exist."""
+        path = f"{self.root}/{partition_key}.parquet"
+        try:
+            if self.fs.get_file_info(path).type == pa_fs.FileType.NotFound:
+                return None
+            return pq.read_table(path, columns=[column], filesystem=self.fs)[column].to_numpy()
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"Could not read {self.uri(partition_key)}: {exc}") from None
+
+    def read(self, partition_keys: Sequence[str]) -> pa.Table:
+        try:
+            return pa.concat_tables(
+                pq.read_table(f"{self.root}/{key}.parquet", filesystem=self.fs)
+                for key in partition_keys
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"Could not read {self.url} {list(partition_keys)}: {exc}") from None
+
+
+class ParallelWriter:
+    """Writes files from a few threads, never holding more than a few days in memory."""
+
+    def __init__(
+        self, store: PartitionStore, threads: int, log: logging.Logger, expected: int
+    ) -> None:
+        self.store = store
+        self.rows: dict[str, int] = {}
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="parquet")
+        self._pending: set[Future] = set()
+        self._limit = threads * 2
+        self._log = log
+        self._expected = expected
+        self._started = self._last_log = time.monotonic()
+
+    def submit(self, key: str, table: pa.Table) -> None:
+        while len(self._pending) >= self._limit:
+            self._collect(wait(self._pending, return_when=FIRST_COMPLETED).done)
+        self.rows[key] = table.num_rows
+        self._pending.add(self._pool.submit(self.store.write, key, table))
+        self._maybe_log_progress()
+
+    def __enter__(self) -> "ParallelWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if exc_info[0] is None:
+                self._collect(wait(self._pending).done)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def elapsed(self) -> float:
+        return max(time.monotonic() - self._started, 1e-6)
+
+    def _collect(self, done: set[Future]) -> None:
+        self._pending -= done
+        for future in done:
+            future.result()
+
+    def _maybe_log_progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_log < _PROGRESS_EVERY_SECONDS:
+            return
+        self._last_log = now
+        rows = sum(self.rows.values())
+        self._log.info(
+            f"{len(self.rows)}/{self._expected} days, {rows:,} rows, "
+            f"{rows / (now - self._started):,.0f} rows/s"
+        )
