@@ -15,7 +15,7 @@ from nyc_collisions_dagster.partitions import daily_partitions
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster.schema import SCHEMAS
-from nyc_collisions_dagster_tests.expected import file_rows, typed_rows
+from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
 from nyc_collisions_dagster_tests.generator import drop_field, generate, to_api_dict
 
 FIRST = date(2024, 1, 1)

@@ -9,7 +9,7 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nyc_collisions_dagster_tests.expected import file_rows, typed_rows
+from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

@@ -14,8 +14,8 @@ from nyc_collisions_dagster.assets import collision_assets, crashes
 from nyc_collisions_dagster.partitions import daily_partitions
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster_tests.expected import file_rows, typed_rows
 from nyc_collisions_dagster_tests.generator import to_api_dict
+from nyc_collisions_dagster_tests.outcomes import failure_message, file_rows, typed_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAYS = [date(2024, 1, 1) + timedelta(days=i) for i in range(5)]
@@ -30,16 +30,6 @@ def _resources(server, lake: Path, **socrata) -> dict[str, object]:
         "socrata": SocrataResource(domain=server.url, **socrata),
         "io_manager": ParquetIOManager(storage_url=str(lake)),
     }
-
-
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
-    """The step failure as the UI shows it: Dagster's wrapper, then the causes."""
-    [failure] = [e for e in result.all_events if e.is_step_failure]
-    error, messages = failure.step_failure_data.error, []
-    while error is not None:
-        messages.append(error.message)
-        error = error.cause
-    return "\n".join(messages)
 
 
 def _assert_lake_matches(lake: Path, rows, names=("crashes", "persons", "vehicles")) -> None:
@@ -88,7 +78,7 @@ def test_a_source_that_stays_down_fails_the_run_clearly_and_in_bounded_time(
     )
     assert not result.success
     assert time.monotonic() - started < 30
-    message = _failure_message(result)
+    message = failure_message(result)
     assert "HTTP 503 after 3 retries" in message and "h9gi-nx95" in message
 
 
@@ -194,6 +184,6 @@ def test_an_invalid_app_token_fails_clearly(make_soda_server, tmp_path) -> None:
         partition_key="2024-01-02",
         raise_on_error=False,
     )
-    message = _failure_message(result)
+    message = failure_message(result)
     assert "HTTP 403" in message and "SOCRATA_APP_TOKEN" in message
     assert "bad-token-value" not in message

@@ -9,7 +9,7 @@ import pytest
 from nyc_collisions_dagster.assets import collision_assets, crashes
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster_tests.expected import file_rows, typed_rows
+from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
 
 pytestmark = pytest.mark.real_data
 

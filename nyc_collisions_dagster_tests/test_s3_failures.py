@@ -6,6 +6,7 @@ import dagster as dg
 from nyc_collisions_dagster.assets import crashes
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster_tests.outcomes import failure_message
 
 
 def _materialize(server, storage_url: str) -> dg.ExecuteInProcessResult:
@@ -20,20 +21,11 @@ def _materialize(server, storage_url: str) -> dg.ExecuteInProcessResult:
     )
 
 
-def _failure_text(result: dg.ExecuteInProcessResult) -> str:
-    [failure] = [e for e in result.all_events if e.is_step_failure]
-    error, messages = failure.step_failure_data.error, []
-    while error is not None:
-        messages.append(error.message)
-        error = error.cause
-    return "\n".join(messages)
-
-
 def test_missing_bucket(make_soda_server, aws_env) -> None:
     server = make_soda_server()
     result = _materialize(server, "s3://no-such-bucket/collisions_raw_data")
     assert not result.success
-    text = _failure_text(result)
+    text = failure_message(result)
     assert f"S3 bucket 'no-such-bucket' does not exist at {aws_env['AWS_ENDPOINT_URL_S3']}" in text
     assert server.requests == []  # it failed before fetching anything
     buckets = {b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]}
@@ -44,7 +36,7 @@ def test_unreachable_endpoint(make_soda_server, aws_env, monkeypatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
     server = make_soda_server()
     result = _materialize(server, "s3://nyc-application-collisions/collisions_raw_data")
-    text = _failure_text(result)
+    text = failure_message(result)
     assert "S3 bucket 'nyc-application-collisions' at http://127.0.0.1:9 could not be reached" in text
     assert server.requests == []
 
@@ -56,7 +48,7 @@ def test_wrong_credentials_fail_before_any_fetch(make_soda_server, moto_with_aut
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     server = make_soda_server()
     result = _materialize(server, "s3://nyc-application-collisions/collisions_raw_data")
-    text = _failure_text(result)
+    text = failure_message(result)
     assert f"S3 bucket 'nyc-application-collisions' at {moto_with_auth}" in text
     assert "ACCESS_DENIED" in text
     assert "not-the-secret" not in text

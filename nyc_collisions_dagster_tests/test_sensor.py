@@ -11,7 +11,7 @@ from nyc_collisions_dagster.definitions import defs
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster.sensors import late_records_sensor
-from nyc_collisions_dagster_tests.expected import file_rows, typed_rows
+from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
 from nyc_collisions_dagster_tests.generator import generate, to_api_dict
 
 ASSETS = {a.key.to_user_string(): a for a in collision_assets}

@@ -9,7 +9,7 @@ import pytest
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.fetching import DayStream, plan_chunks
 from nyc_collisions_dagster.resources.socrata import SocrataError, SocrataResource, split_domain
-from nyc_collisions_dagster_tests.expected import typed_rows
+from nyc_collisions_dagster_tests.outcomes import typed_rows
 
 LOG = logging.getLogger("test")
 

@@ -1,8 +1,9 @@
-"""What the files must hold, computed from the source rows in plain Python (not with the code under test)."""
+"""What runs must produce, computed from the source rows in plain Python, and how they failed."""
 
 from collections.abc import Iterable
 from datetime import date
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -35,3 +36,13 @@ def typed_rows(asset: str, rows: Iterable[Row], day: date) -> list[dict[str, obj
 
 def file_rows(path: str, filesystem: object | None = None) -> list[dict[str, object]]:
     return pq.read_table(path, filesystem=filesystem).to_pylist()
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """The step failure as the UI shows it: Dagster's wrapper, then its causes."""
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    error, messages = failure.step_failure_data.error, []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
