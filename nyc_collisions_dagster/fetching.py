@@ -19,6 +19,7 @@ from datetime import date, timedelta
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from urllib3.response import BaseHTTPResponse
 
 from nyc_collisions_dagster.constants import Dataset
 from nyc_collisions_dagster.report import FetchReport
@@ -44,14 +45,13 @@ def plan_chunks(
 ) -> list[tuple[date, date]]:
     """Cut [start, end) into contiguous day ranges of about `rows` rows, balanced in size."""
     total = sum(counts.values())
-    n_chunks = max(1, -(-total // rows))
-    target = total / n_chunks
+    target = total / max(1, -(-total // rows))
     chunks, chunk_start, filled = [], start, 0
     day = start
     while day < end:
         filled += counts.get(day, 0)
         day += timedelta(days=1)
-        if filled >= target or filled + counts.get(day, 0) > rows:
+        if filled and (filled >= target or filled + counts.get(day, 0) > rows):
             chunks.append((chunk_start, day))
             chunk_start, filled = day, 0
     if chunk_start < end:
@@ -167,6 +167,10 @@ class _ChunkFetch:
         self.open_day = start  # the day whose rows are being gathered; all before it are emitted
         self.open_parts: list[pa.Table] = []
         self.cursor: tuple[date, int] | None = None  # the last row received
+        self.taken = 0
+        self.expected = sum(
+            rows for day, rows in stream.report.source_counts.items() if start <= day < end
+        )
         self.typing = TypingReport()
 
     def run(self) -> None:
@@ -174,7 +178,9 @@ class _ChunkFetch:
         what = f"reading {self.stream.dataset.asset} {self.start}..{self.end}"
         while True:
             received = client.retrying(self._read_page, what)
-            if received < client.page_size:
+            # A short page ends the chunk, unless the count promised more: a server that caps
+            # $limit below page_size must not cost rows.
+            if received == 0 or (received < client.page_size and self.taken >= self.expected):
                 break
         self._close_days_before(self.end)
         self.stream.merge_typing(self.typing)
@@ -201,15 +207,16 @@ class _ChunkFetch:
                 received += table.num_rows
         return received
 
-    def _typed_blocks(self, body) -> Iterator[pa.Table]:
+    def _typed_blocks(self, body: BaseHTTPResponse) -> Iterator[pa.Table]:
         body.decode_content = True
         header_line = body.readline().decode("utf-8")
         if not header_line.strip():
             return
         header = next(csv.reader([header_line]))
         known = [name for name in header if name in self.stream.schema.names]
-        unknown = set(header) - set(known) - DROPPED_COLUMNS
-        self.typing.unknown_columns.update(unknown)
+        self.typing.unknown_columns.update(set(header) - set(known) - DROPPED_COLUMNS)
+        if body.closed:  # urllib3 closes a body read to its end: the header was all of it
+            return
         reader = pa_csv.open_csv(
             body,
             read_options=pa_csv.ReadOptions(column_names=header, use_threads=False),
@@ -235,6 +242,7 @@ class _ChunkFetch:
         keys = key_column.to_numpy()
         self._check_order(days, keys)
         self.cursor = (_EPOCH + timedelta(days=int(days[-1])), int(keys[-1]))
+        self.taken += table.num_rows
         # Rows arrive sorted by day, so each day is one contiguous slice of the block.
         bounds = np.flatnonzero(np.diff(days)) + 1
         for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(days)]))):

@@ -469,7 +469,8 @@ class SodaServer:
                  latency: float = 0.0, row_cost: float = 0.0, max_concurrent: int | None = None,
                  fault_rate: float = 0.0, faults: Collection[str] = FAULTS, retry_after: str = "1",
                  slow_seconds: float = 5.0, app_tokens: Collection[str] | None = None,
-                 seed: int = 0, schema_changes: Mapping[str, SchemaChange] | None = None) -> None:
+                 seed: int = 0, schema_changes: Mapping[str, SchemaChange] | None = None,
+                 max_limit: int | None = None) -> None:
         self.port, self.latency, self.row_cost = port, latency, row_cost
         self.app_tokens = set(app_tokens) if app_tokens is not None else None
         self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent else None
@@ -482,6 +483,7 @@ class SodaServer:
         # Called with (path, params) as each request arrives, before it is answered: lets a test
         # change the data between two requests of one run, as upstream edits do.
         self.on_request: Callable[[str, dict[str, str]], None] | None = None
+        self.max_limit = max_limit
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -685,6 +687,8 @@ class SodaServer:
         except soql.SoqlError as exc:
             return _error(400, exc.code, exc.message,
                           data={**exc.data, "dataset": f"alpha.{table.id}"})
+        if self.max_limit is not None:
+            page = page[:self.max_limit]  # SODA 2.0 endpoints cap $limit silently
         names = [o.name for o in outputs]
         headers = {"Content-Type": _CONTENT_TYPES[fmt],
                    "X-SODA2-Fields": json.dumps(names, separators=(",", ":")),

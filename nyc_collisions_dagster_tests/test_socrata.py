@@ -45,6 +45,9 @@ def test_chunks_cover_the_window_in_balanced_pages() -> None:
     assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
     sizes = [sum(counts.get(date.fromordinal(o), 0) for o in range(s.toordinal(), e.toordinal())) for s, e in chunks]
     assert len(chunks) == 3 and max(sizes) <= 5_000
+    assert plan_chunks(date(2024, 1, 1), date(2024, 2, 1), {}, 5_000) == [
+        (date(2024, 1, 1), date(2024, 2, 1))
+    ]
 
 
 @pytest.mark.parametrize("fault", ["429", "500", "503", "disconnect", "slow"])
@@ -100,3 +103,19 @@ def test_invalid_app_token_fails_clearly_without_showing_it(make_soda_server, so
     with pytest.raises(SocrataError, match="HTTP 403.*SOCRATA_APP_TOKEN") as raised:
         _fetch(resource, "crashes", date(2024, 1, 1), date(2024, 1, 2))
     assert "sekret-bad-token" not in str(raised.value)
+
+
+def test_a_server_capping_limit_below_the_page_size_costs_no_rows(make_soda_server, soda_rows) -> None:
+    server = make_soda_server(max_limit=1_000)
+    resource = SocrataResource(domain=server.url, page_size=50_000)
+    days = _fetch(resource, "persons", date(2024, 1, 1), date(2024, 1, 4))
+    for day, rows in days.items():
+        assert rows == typed_rows("persons", soda_rows["persons"], day)
+    assert sum(len(rows) for rows in days.values()) > 3_000
+
+
+def test_an_empty_window_costs_one_request_per_chunk(make_soda_server) -> None:
+    server = make_soda_server()
+    days = _fetch(SocrataResource(domain=server.url), "crashes", date(2023, 1, 1), date(2023, 2, 1))
+    assert len(days) == 31 and not any(days.values())
+    assert [r.path.endswith(".csv") for r in server.requests] == [False, True]  # count, one page
