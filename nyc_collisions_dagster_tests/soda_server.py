@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import gzip
 import random
 import re
 import signal
@@ -470,7 +471,7 @@ class SodaServer:
                  fault_rate: float = 0.0, faults: Collection[str] = FAULTS, retry_after: str = "1",
                  slow_seconds: float = 5.0, app_tokens: Collection[str] | None = None,
                  seed: int = 0, schema_changes: Mapping[str, SchemaChange] | None = None,
-                 max_limit: int | None = None) -> None:
+                 max_limit: int | None = None, gzip: bool = False) -> None:
         self.port, self.latency, self.row_cost = port, latency, row_cost
         self.app_tokens = set(app_tokens) if app_tokens is not None else None
         self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent else None
@@ -484,6 +485,7 @@ class SodaServer:
         # change the data between two requests of one run, as upstream edits do.
         self.on_request: Callable[[str, dict[str, str]], None] | None = None
         self.max_limit = max_limit
+        self.gzip = gzip
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -643,6 +645,10 @@ class SodaServer:
                 self._pause(self.latency)
                 fault, rng = self._draw()
                 status, headers, body, rows = self._respond(handler, match, params, fault, rng)
+                if self.gzip and "gzip" in handler.headers.get("Accept-Encoding", ""):
+                    # As the real service does for clients that accept it.
+                    body = gzip.compress(body, compresslevel=1)
+                    headers = {**headers, "Content-Encoding": "gzip"}
                 self._pause(self.row_cost * rows)
                 sent = len(body) // 2 if fault == "disconnect" else len(body)
                 # Logged before answering, so a client that has its answer also finds it logged.

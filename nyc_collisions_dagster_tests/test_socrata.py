@@ -119,3 +119,15 @@ def test_an_empty_window_costs_one_request_per_chunk(make_soda_server) -> None:
     days = _fetch(SocrataResource(domain=server.url), "crashes", date(2023, 1, 1), date(2023, 2, 1))
     assert len(days) == 31 and not any(days.values())
     assert [r.path.endswith(".csv") for r in server.requests] == [False, True]  # count, one page
+
+
+def test_gzip_responses_and_disconnects_inside_them(make_soda_server, soda_rows) -> None:
+    server = make_soda_server(gzip=True)
+    server.fail_next(2, "disconnect")  # the day count, then the first page
+    resource = SocrataResource(domain=server.url, page_size=300, backoff_factor=0.01)
+    days = _fetch(resource, "vehicles", date(2024, 1, 1), date(2024, 1, 3))
+    for day, rows in days.items():
+        assert rows == typed_rows("vehicles", soda_rows["vehicles"], day)
+    assert [r.fault for r in server.requests[:2]] == ["disconnect", "disconnect"]
+    assert server.requests[1].path.endswith(".csv")
+    assert all("gzip" in r.headers["Accept-Encoding"] for r in server.requests)
