@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PARTITION ?= 2024-01-03
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run dev test benchmark clean
+.PHONY: run dev test benchmark screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,15 @@ run: $(BIN)/.installed
 	$(BIN)/dagster asset materialize -m nyc_collisions_dagster.definitions \
 		--select crashes,persons,vehicles --partition $(PARTITION)
 
+# The first time, the sample instance config (pool limit, run queue) becomes the local one.
 dev: $(BIN)/.installed
 	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || cp deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev
+
+# Needs Debian's chromium (apt-get install chromium); not part of CI.
+screenshots: $(BIN)/.installed
+	$(BIN)/python -m scripts.screenshots
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
