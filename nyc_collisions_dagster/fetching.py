@@ -13,6 +13,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -89,7 +90,7 @@ class DayStream:
     def __iter__(self) -> Iterator[tuple[date, pa.Table]]:
         self.report.source_counts = self._count_by_day()
         chunks = plan_chunks(self.start, self.end, self.report.source_counts, self.client.page_size)
-        days: queue.Queue[tuple[date, pa.Table] | _Failure | None] = queue.Queue(_QUEUE_DAYS)
+        days: queue.Queue[tuple[date, pa.Table] | _Failure] = queue.Queue(_QUEUE_DAYS)
         stop = threading.Event()
         pool = ThreadPoolExecutor(self.client.max_workers, thread_name_prefix="socrata")
         for chunk in chunks:
@@ -105,6 +106,7 @@ class DayStream:
         finally:
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
+            self.client.close()
 
     def _count_by_day(self) -> dict[date, int]:
         rows = self.client.query(
@@ -131,10 +133,10 @@ class DayStream:
         try:
             _ChunkFetch(self, start, end, emit).run()
         except _Stopped:
-            pass
+            return
         except BaseException as exc:  # handed to the consumer, which re-raises it in the run
-            if not stop.is_set():
-                days.put(_Failure(exc))
+            with suppress(_Stopped):
+                emit(_Failure(exc))
 
     def metadata(self) -> dict[str, object]:
         return self.report.metadata(self.client.stats)

@@ -3,7 +3,7 @@
 import hashlib
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
@@ -43,8 +43,8 @@ def _partitioned(days: set[date]) -> set[date]:
     "since the last tick (per-dataset :updated_at cursor), and the days corrected rows left.",
 )
 def late_records_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    with _resources(context) as (socrata, io_manager):
-        return _evaluate(context, socrata.get_client(), io_manager)
+    with _resources(context) as (socrata, io_manager), closing(socrata.get_client()) as client:
+        return _evaluate(context, client, io_manager)
 
 
 @contextmanager
