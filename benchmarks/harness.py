@@ -1,0 +1,204 @@
+"""Process plumbing for the mass-upload benchmark: services, measured children, checks.
+
+Every child gets a session of its own, so Ctrl-C reaches only the benchmark, which then stops
+each process group it started (Dagster's step processes included) before removing its files.
+"""
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import boto3
+import dagster as dg
+import pyarrow.csv as pa_csv
+import pyarrow.dataset as pa_ds
+import pyarrow.fs as pa_fs
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+PEAK_RSS = REPO / "benchmarks" / "peak_rss.py"
+BUCKET = "nyc-application-collisions"
+CRASHES = "h9gi-nx95"
+_STOP_GRACE_SECONDS = 10
+
+
+class ChildFailed(RuntimeError):
+    """A measured child exited non-zero; the message ends with its stderr."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    wall: float
+    peak_rss_mb: float
+    stdout: str
+
+
+class Processes:
+    """Starts children in their own process groups and stops every live group on exit."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self._live: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "Processes":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for process in reversed(self._live):
+            stop_group(process)
+
+    def start(self, cmd: Sequence[str], env: dict[str, str], name: str,
+              stdout: int | None = None) -> subprocess.Popen:
+        with open(self.logs / f"{name}.err", "wb") as err, \
+                open(self.logs / f"{name}.out", "wb") as out:
+            process = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=err,
+                                       stdout=out if stdout is None else stdout,
+                                       start_new_session=True)
+        self._live.append(process)
+        return process
+
+    def run_together(self, cmds: dict[str, Sequence[str]], env: dict[str, str]) -> None:
+        """Run unmeasured children side by side to their ends; raise if any failed."""
+        started = {name: self.start(cmd, env, name) for name, cmd in cmds.items()}
+        for name, process in started.items():
+            process.wait()
+            self._finish(process, name)
+
+    def measure(self, cmd: Sequence[str], env: dict[str, str], name: str) -> Measured:
+        """Run a child to its end, through peak_rss.py so that its peak RSS is its own."""
+        report = self.logs / f"{name}.rusage.json"
+        process = self.start([sys.executable, str(PEAK_RSS), str(report), *cmd], env, name)
+        process.wait()
+        self._finish(process, name)
+        figures = json.loads(report.read_text())
+        stdout = (self.logs / f"{name}.out").read_text()
+        return Measured(figures["wall"], figures["peak_rss_kib"] / 1024, stdout)
+
+
+    def _finish(self, process: subprocess.Popen, name: str) -> None:
+        stop_group(process)  # anything the child left behind in its group
+        self._live.remove(process)
+        if process.returncode != 0:
+            tail = (self.logs / f"{name}.err").read_text(errors="replace")[-3000:]
+            raise ChildFailed(f"{name} exited {process.returncode}:\n{tail}")
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM the child's group, SIGKILL what lingers: the child and anything it left behind."""
+    if process.returncode is None:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(_STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_services(live: Processes, start: date, end: date, latency: float, row_cost: float,
+                   max_concurrent: int) -> tuple[str, dict[str, str]]:
+    """The SODA test server and moto S3, started together; returns (server URL, child env)."""
+    moto_url = f"http://127.0.0.1:{free_port()}"
+    host, port = moto_url.removeprefix("http://").split(":")
+    live.start([sys.executable, "-m", "moto.server", "-H", host, "-p", port], os.environ.copy(),
+               "moto")
+    soda = live.start(
+        [sys.executable, "-m", "nyc_collisions_dagster_tests.soda_server",
+         "--start", str(start), "--end", str(end), "--datasets", "crashes",
+         "--latency", str(latency), "--row-cost", str(row_cost),
+         "--max-concurrent", str(max_concurrent), "--port", "0"],
+        os.environ.copy(), "soda", stdout=subprocess.PIPE)
+    line = soda.stdout.readline().decode()  # printed once the rows are generated
+    if "listening on " not in line:
+        raise ChildFailed(f"SODA server did not start: {line!r}")
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": moto_url,
+    }
+    os.environ.update(env)  # the checks below read S3 from this process
+    _wait_for(moto_url)
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    return line.split("listening on ")[1].strip(), env
+
+
+def _wait_for(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise ChildFailed(f"{url} did not answer in 30 s") from None
+            time.sleep(0.1)
+
+
+def source_rows(domain: str, start: date, end: date) -> int:
+    where = f"crash_date >= '{start}T00:00:00' AND crash_date < '{end}T00:00:00'"
+    response = requests.get(f"{domain}/resource/{CRASHES}.json",
+                            params={"$select": "count(*)", "$where": where}, timeout=60)
+    return int(response.json()[0]["count"])
+
+
+def fresh_dagster_home(path: Path) -> Path:
+    """A default (SQLite) instance; telemetry off so no run waits on the network."""
+    path.mkdir()
+    (path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return path
+
+
+def dagster_materialize(target: Sequence[str], select: str, first: date, last: date,
+                        config: dict | None = None) -> list[str]:
+    """The `dagster asset materialize` command for the inclusive day range first..last."""
+    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", *target, "--select", select]
+    if first == last:
+        cmd += ["--partition", str(first)]
+    else:
+        cmd += ["--partition-range", f"{first}...{last}"]
+    if config:
+        cmd += ["--config-json", json.dumps(config)]
+    return cmd
+
+
+def run_record(home: Path, asset: str) -> tuple[int, dict[str, object]]:
+    """(partitions materialized, metadata of the latest materialization) in a DAGSTER_HOME."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        key = dg.AssetKey(asset)
+        partitions = instance.get_materialized_partitions(key)
+        event = instance.get_latest_materialization_event(key)
+        metadata = event.asset_materialization.metadata if event else {}
+        return len(partitions), {name: value.value for name, value in metadata.items()}
+
+
+def parquet_objects(prefix: str) -> tuple[int, int]:
+    """(objects, rows) under s3://BUCKET/prefix, rows summed from the Parquet footers."""
+    fs = pa_fs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL_S3"],
+                            region=os.environ["AWS_DEFAULT_REGION"])
+    dataset = pa_ds.dataset(f"{BUCKET}/{prefix}", filesystem=fs, format="parquet")
+    return len(dataset.files), dataset.count_rows()
+
+
+def csv_object_rows(key: str) -> int:
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    parse = pa_csv.ParseOptions(newlines_in_values=True)
+    return pa_csv.read_csv(io.BytesIO(body), parse_options=parse).num_rows

@@ -1,0 +1,255 @@
+"""Mass-upload benchmark: the guide's two original methods, this project and two floors.
+
+    python benchmarks/mass_upload.py            # 4 years of crashes: ~7 min on 2 cores
+    python benchmarks/mass_upload.py --years 2  # half the data: ~4 min
+    python benchmarks/mass_upload.py --quick    # 3 months, fewer runs: a smoke test in ~40 s
+    python benchmarks/mass_upload.py --help     # server model and window options
+
+It starts the SODA test server (synthetic crashes, 0.5 s latency and 50 µs per row served, at most
+8 requests at once) and moto S3, warms the server's row caches, then runs one after another,
+each in its own process (started through peak_rss.py, so that its peak RSS is its own):
+
+1. the guide's brute force (sequential 5,000-row JSON pages, one DataFrame, one CSV PUT);
+2. the guide's multithreaded method (the same pages from a default ThreadPoolExecutor);
+3. this project through `dagster asset materialize` with `max_workers=1`, then with defaults;
+4. the wire floor: every row once as 50,000-row CSV pages from 8 threads, bytes dropped;
+5. the Dagster floor: a do-nothing single-run asset over the same daily range and instance;
+6. the project over 1 and 24 months (memory must not grow with the range), and one partition
+   of the project against one partition of the Dagster floor.
+
+Every project run gets a fresh DAGSTER_HOME (default SQLite instance) and its own S3 prefix; the
+files it wrote are counted and their rows summed. Progress goes to stderr; the Markdown report,
+ready for the README, goes to stdout. Targets are reported, not asserted: the exit status is 0.
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import partial
+from pathlib import Path
+
+import harness
+from report import Result, markdown, targets
+
+START = date(2021, 1, 1)
+ORIGINALS = harness.REPO / "benchmarks" / "originals.py"
+FLOOR_MODULE = harness.REPO / "benchmarks" / "dagster_floor.py"
+PROJECT_TARGET = ["-m", "nyc_collisions_dagster.definitions"]
+SEQUENTIAL = {"resources": {"socrata": {"config": {"max_workers": 1}}}}
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What every run shares: the processes, the server, the child environment, a scratch dir."""
+
+    live: harness.Processes
+    domain: str
+    env: dict[str, str]
+    scratch: Path
+
+
+def add_months(day: date, months: int) -> date:
+    years, month = divmod(day.month - 1 + months, 12)
+    return day.replace(year=day.year + years, month=month + 1)
+
+
+def months_between(start: date, end: date) -> int:
+    return (end.year - start.year) * 12 + end.month - start.month
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def checked(expected: int, **found: int) -> str:
+    """'ok' when every count found equals the expected one, else what differed."""
+    wrong = [f"{name} {value:,}" for name, value in found.items() if value != expected]
+    return "ok" if not wrong else f"expected {expected:,}, got " + ", ".join(wrong)
+
+
+def run_original(bench: Bench, mode: str, start: date, end: date) -> Result:
+    key = f"bench/{mode}-{uuid.uuid4().hex[:8]}.csv"
+    cmd = [sys.executable, str(ORIGINALS), mode, "--domain", bench.domain,
+           "--start", str(start), "--end", str(end), "--key", key]
+    measured = bench.live.measure(cmd, bench.env, mode)
+    told = json.loads(measured.stdout.splitlines()[-1])
+    expected = harness.source_rows(bench.domain, start, end)
+    return Result(measured.wall, told["rows"], told["requests"], measured.peak_rss_mb,
+                  checked(expected, csv_rows=harness.csv_object_rows(key)))
+
+
+def wire_cmd(bench: Bench, start: date, end: date, fmt: str) -> list[str]:
+    return [sys.executable, str(ORIGINALS), "wire", "--domain", bench.domain,
+            "--start", str(start), "--end", str(end), "--format", fmt]
+
+
+def warm_up(bench: Bench, end: date) -> None:
+    """Every row once as JSON and as CSV, untimed: the server renders a row once per format and
+    caches it, so without this pass whichever run came first would pay for the runs after it."""
+    progress("... warm-up of the server's caches")
+    bench.live.run_together({f"warm-up-{fmt}": wire_cmd(bench, START, end, fmt)
+                             for fmt in ("json", "csv")}, bench.env)
+
+
+def run_wire(bench: Bench, start: date, end: date) -> Result:
+    measured = bench.live.measure(wire_cmd(bench, start, end, "csv"), bench.env, "wire")
+    told = json.loads(measured.stdout.splitlines()[-1])
+    expected = harness.source_rows(bench.domain, start, end)
+    return Result(measured.wall, told["rows"], told["requests"], measured.peak_rss_mb,
+                  checked(expected, rows=told["rows"]))
+
+
+def run_project(bench: Bench, start: date, end: date, config: dict | None = None) -> Result:
+    """`dagster asset materialize` of crashes over [start, end) into a fresh home and prefix."""
+    name = f"project-{uuid.uuid4().hex[:8]}"
+    home = harness.fresh_dagster_home(bench.scratch / name)
+    prefix = f"bench/{name}"
+    env = {**bench.env, "DAGSTER_HOME": str(home), "SOCRATA_DOMAIN": bench.domain,
+           "COLLISIONS_STORAGE_URL": f"s3://{harness.BUCKET}/{prefix}"}
+    cmd = harness.dagster_materialize(PROJECT_TARGET, "crashes", start,
+                                      end - timedelta(days=1), config)
+    measured = bench.live.measure(cmd, env, name)
+    partitions, metadata = harness.run_record(home, "crashes")
+    objects, rows = harness.parquet_objects(f"{prefix}/crashes")
+    days, expected = (end - start).days, harness.source_rows(bench.domain, start, end)
+    check = checked(days, partitions=partitions, objects=objects)
+    if check == "ok":
+        check = checked(expected, rows=rows)
+    return Result(measured.wall, rows, metadata.get("requests"), measured.peak_rss_mb, check)
+
+
+def run_floor(bench: Bench, start: date, end: date) -> Result:
+    name = f"floor-{uuid.uuid4().hex[:8]}"
+    home = harness.fresh_dagster_home(bench.scratch / name)
+    cmd = harness.dagster_materialize(["-f", str(FLOOR_MODULE)], "floor", start,
+                                      end - timedelta(days=1))
+    measured = bench.live.measure(cmd, {**bench.env, "DAGSTER_HOME": str(home)}, name)
+    partitions, _ = harness.run_record(home, "floor")
+    return Result(measured.wall, 0, 0, measured.peak_rss_mb,
+                  checked((end - start).days, partitions=partitions))
+
+
+def attempt(label: str, run: Callable[[], Result]) -> Result | None:
+    """One run, reported on stderr; a failed child is reported and leaves its row empty."""
+    progress(f"... {label}")
+    try:
+        result = run()
+    except harness.ChildFailed as exc:
+        progress(str(exc))
+        return None
+    progress(f"    {result.wall:.1f} s, {result.rss_mb:.0f} MB peak RSS, check {result.check}")
+    return result
+
+
+def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[[], Result]]]:
+    """The runs, in order, keyed for the targets. --quick keeps what exercises every kind of
+    run once: no sequential runs and no 1-month run (its RSS ratio is then n/a)."""
+    last = end - timedelta(days=1)
+    long_end = min(end, add_months(START, 24))
+    runs = {
+        "brute": ("original brute force", partial(run_original, bench, "brute", START, end)),
+        "threaded": ("original multithreaded",
+                     partial(run_original, bench, "threaded", START, end)),
+        "sequential": ("project, max_workers=1",
+                       partial(run_project, bench, START, end, SEQUENTIAL)),
+        "project": ("project, defaults", partial(run_project, bench, START, end)),
+        "wire": ("wire floor", partial(run_wire, bench, START, end)),
+        "floor": ("Dagster floor", partial(run_floor, bench, START, end)),
+        "month": ("project, 1 month", partial(run_project, bench, START, add_months(START, 1))),
+        "long": (f"project, {months_between(START, long_end)} months",
+                 partial(run_project, bench, START, long_end)),
+        "one": ("project, 1 partition", partial(run_project, bench, last, end)),
+        "floor_one": ("Dagster floor, 1 partition", partial(run_floor, bench, last, end)),
+    }
+    if quick:
+        del runs["brute"], runs["sequential"], runs["month"]
+    if long_end == end:  # the whole window is the long range: the default run already measured it
+        del runs["long"]
+    return runs
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--years", type=int, default=4, help="window from 2021-01-01 (default 4)")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 months, no sequential or 1-month runs: a smoke test")
+    parser.add_argument("--only", help="comma-separated runs to measure, e.g. project,month,long "
+                        "(keys: brute, threaded, sequential, project, wire, floor, month, long, "
+                        "one, floor_one)")
+    parser.add_argument("--latency", type=float, default=0.5, help="server seconds per request")
+    parser.add_argument("--row-cost", type=float, default=0.00005,
+                        help="server seconds per row served")
+    parser.add_argument("--max-concurrent", type=int, default=8,
+                        help="requests the server serves at once")
+    return parser.parse_args()
+
+
+def benchmark(args: argparse.Namespace, scratch: Path) -> str:
+    end = add_months(START, 3 if args.quick else 12 * args.years)
+    days = (end - START).days
+    with harness.Processes(scratch) as live:
+        progress(f"starting the SODA server ({days} days of crashes) and moto S3")
+        domain, aws_env = harness.start_services(live, START, end, args.latency, args.row_cost,
+                                                 args.max_concurrent)
+        total = harness.source_rows(domain, START, end)
+        env = {**os.environ, **aws_env}
+        for name in ("DAGSTER_HOME", "SOCRATA_DOMAIN", "SOCRATA_APP_TOKEN",
+                     "COLLISIONS_STORAGE_URL"):
+            env.pop(name, None)  # nothing from the caller's shell steers a run
+        bench = Bench(live, domain, env, scratch)
+        warm_up(bench, end)
+        runs = plan(bench, end, args.quick)
+        if args.only:
+            runs = {key: runs[key] for key in args.only.split(",") if key in runs}
+        results = {key: attempt(label, run) for key, (label, run) in runs.items()}
+    if "long" not in runs and "project" in results:
+        results["long"] = results["project"]
+    context = [
+        f"Crashes {START} to {end - timedelta(days=1)}: {days:,} daily partitions, "
+        f"{total:,} rows. Test server: {args.latency:g} s per request, "
+        f"{args.row_cost * 1e6:g} µs per row, at most {args.max_concurrent} requests at once. "
+        f"Machine: {os.cpu_count()} cores. `python benchmarks/mass_upload.py"
+        f"{' --quick' if args.quick else f' --years {args.years}'}`.",
+    ]
+    labels = {key: label for key, (label, _) in runs.items()}
+    goals = targets(results, min(24, months_between(START, end)))
+    return markdown("Mass upload benchmark", context, labels, results, goals,
+                    floor_notes(results, days))
+
+
+def floor_notes(results: dict[str, Result | None], days: int) -> list[str]:
+    """Dagster's cost per partition, from the floor over the range and over one day."""
+    floor, one = results.get("floor"), results.get("floor_one")
+    if floor is None or one is None or days < 2:
+        return []
+    per_day = (floor.wall - one.wall) / (days - 1)
+    return [f"Dagster floor: {one.wall:.1f} s for one partition, then "
+            f"{per_day * 1000:.1f} ms per further partition (default SQLite instance). "
+            "Wall times include each command's start-up; peak RSS is each run's own process "
+            "tree; requests are counted by the client, or read from the run's metadata."]
+
+
+def main() -> int:
+    args = parse_args()
+    # Ctrl-C and SIGTERM unwind, so every child group is stopped and the scratch dir removed
+    # (SIGINT too: a shell that starts this in the background would leave it ignored).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
+    with tempfile.TemporaryDirectory(prefix="mass-upload-") as scratch:
+        try:
+            print(benchmark(args, Path(scratch)), flush=True)
+        except KeyboardInterrupt:
+            progress("interrupted: services and runs stopped")
+            return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
