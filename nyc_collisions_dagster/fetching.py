@@ -34,8 +34,9 @@ from nyc_collisions_dagster.schema import DROPPED_COLUMNS, SCHEMAS, TypingReport
 
 _EPOCH = date(1970, 1, 1)
 _QUEUE_DAYS = 64  # finished days waiting for the writer; bounds memory with the pages in flight
-# Each fetching thread parses one block at a time: small blocks keep that working set small.
-_CSV_BLOCK_BYTES = 256 * 1024
+# Each fetching thread parses one block at a time: small blocks keep that working set small
+# (24 months with 8 threads: 256 KB blocks grew peak RSS 1.4x over 1 month, 128 KB 1.24x).
+_CSV_BLOCK_BYTES = 128 * 1024
 _MAX_DAY_ROWS = 5_000  # more rows than any dataset has had in a day (persons peak near 4,000)
 
 
