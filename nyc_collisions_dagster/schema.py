@@ -134,8 +134,9 @@ def to_typed(raw: pa.Table, schema: pa.Schema, report: TypingReport) -> pa.Table
     the source did not send becomes an all-null column and is named in `report.missing_columns`.
     """
     columns = []
+    sent = set(raw.column_names)
     for target in schema:
-        if target.name not in raw.column_names:
+        if target.name not in sent:
             report.missing_columns.add(target.name)
             columns.append(pa.nulls(raw.num_rows, target.type))
             continue
