@@ -114,14 +114,15 @@ class DayStream:
         stop = threading.Event()
         pool = ThreadPoolExecutor(self.client.max_workers, thread_name_prefix="socrata")
         self._counts = pool.submit(self._count_by_day)
-        if self.days * _MAX_DAY_ROWS <= self.client.page_size:
-            # A short window (the daily run) is one page: fetch it beside its count, not after.
-            chunks = [(self.start, self.end)]
-        else:
-            chunks = plan_chunks(self.start, self.end, self._counts.result(), self.client.page_size)
-        for chunk in chunks:
-            pool.submit(self._run_chunk, *chunk, days, stop)
         try:
+            if self.days * _MAX_DAY_ROWS <= self.client.page_size:
+                # A short window (the daily run) is one page: fetched beside its count, not after.
+                chunks = [(self.start, self.end)]
+            else:
+                counts = self._counts.result()
+                chunks = plan_chunks(self.start, self.end, counts, self.client.page_size)
+            for chunk in chunks:
+                pool.submit(self._run_chunk, *chunk, days, stop)
             for _ in range(self.days):
                 item = days.get()
                 if isinstance(item, _Failure):

@@ -99,8 +99,14 @@ def _evaluate(
             days = changes.days | days_left_behind(store, dataset.unique_key, changes.keys)
         if days := _partitioned(days):
             days_by_asset[name] = days
-    if not days_by_asset:
+    if new_cursor == cursor:
         return dg.SkipReason(f"No rows added or amended upstream since {cursor}.")
+    if not days_by_asset:
+        # Rows of today (not a partition yet) are the daily schedule's, tomorrow.
+        return dg.SensorResult(
+            skip_reason="Only days that are not partitions yet changed upstream.",
+            cursor=json.dumps(new_cursor),
+        )
     ranges_by_asset = {name: contiguous_ranges(days) for name, days in days_by_asset.items()}
     if sum(len(r) for r in ranges_by_asset.values()) > MAX_RUNS:
         notes.append(

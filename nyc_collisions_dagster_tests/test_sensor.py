@@ -176,3 +176,14 @@ def test_a_tampered_cursor_is_refused_not_pasted_into_soql(watched) -> None:
     with pytest.raises(ValueError, match="not a Socrata :updated_at timestamp"):
         _tick(resources, tampered)
     assert not any("1=1" in str(r.params) for r in server.requests)
+
+
+def test_rows_of_a_day_that_is_no_partition_yet_advance_the_cursor_only(watched) -> None:
+    server, resources, _, cursor = watched
+    today = date.today().isoformat()  # the last partition is yesterday (New York), at the latest
+    server.upsert("crashes", [_late_crash(today, date(2024, 2, 4))])
+    result = _tick(resources, cursor)
+    assert not result.run_requests
+    assert "not partitions yet" in result.skip_reason.skip_message
+    assert json.loads(result.cursor)["crashes"] > json.loads(cursor)["crashes"]
+    assert isinstance(_tick(resources, result.cursor), dg.SkipReason)

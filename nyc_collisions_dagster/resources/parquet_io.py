@@ -66,7 +66,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         self,
         context: dg.OutputContext,
         store: PartitionStore,
-        writer: "ParallelWriter",
+        writer: ParallelWriter,
         obj: DayTables,
         preview: dg.MarkdownMetadataValue | None,
     ) -> None:
