@@ -1,10 +1,11 @@
 """Fetch a window of crash days as one typed Arrow table per day, with memory bounded by pages.
 
 The window is cut into chunks of whole days holding about one page of rows each (from one grouped
-count query). Chunks are fetched concurrently; each streams CSV in blocks, is typed block by
-block, and hands every finished day to the consumer through a bounded queue. Within a chunk,
-pages follow a keyset on (crash_date, unique key): unlike offset paging it cannot skip or repeat
-rows when the source changes mid-run, and a broken stream resumes after the last row it read.
+count query). Pages are downloaded concurrently into temporary files, which frees Socrata's
+connection at network speed; a few of them at a time are parsed as CSV in blocks, typed block by
+block, and every finished day goes to the consumer through a bounded queue. Within a chunk, pages
+follow a keyset on (crash_date, unique key): unlike offset paging it cannot skip or repeat rows
+when the source changes mid-run, and a broken download resumes after the last row taken.
 """
 
 import csv
@@ -16,11 +17,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from urllib3.response import BaseHTTPResponse
 
 from nyc_collisions_dagster.constants import Dataset
 from nyc_collisions_dagster.report import FetchReport
@@ -33,10 +34,14 @@ from nyc_collisions_dagster.resources.socrata import (
 from nyc_collisions_dagster.schema import DROPPED_COLUMNS, SCHEMAS, TypingReport, to_typed
 
 _EPOCH = date(1970, 1, 1)
-_QUEUE_DAYS = 64  # finished days waiting for the writer; bounds memory with the pages in flight
-# Each fetching thread parses one block at a time: small blocks keep that working set small
-# (24 months with 8 threads: 256 KB blocks grew peak RSS 1.4x over 1 month, 128 KB 1.24x).
+_QUEUE_DAYS = 64  # finished days waiting for the writer; bounds memory with the pages parsed
+# Pages parsed at once. Parsing runs at several times the speed of the uploads it feeds, and
+# every parser holds a block and a partial day in memory, so a few are enough.
+_PARSERS = 2
+# Each parser reads one block at a time: small blocks keep that working set small
+# (24 months with 8 parsers: 256 KB blocks grew peak RSS 1.4x over 1 month, 128 KB 1.24x).
 _CSV_BLOCK_BYTES = 128 * 1024
+_RAMP = (1 / 8, 1 / 4, 1 / 2)  # sizes of the first chunks, in pages
 _MAX_DAY_ROWS = 5_000  # more rows than any dataset has had in a day (persons peak near 4,000)
 
 
@@ -48,23 +53,35 @@ class _Failure:
 def plan_chunks(
     start: date, end: date, counts: dict[date, int], rows: int
 ) -> list[tuple[date, date]]:
-    """Cut [start, end) into contiguous day ranges of about `rows` rows, balanced in size."""
-    total = sum(counts.values())
-    target = total / max(1, -(-total // rows))
-    chunks, chunk_start, filled = [], start, 0
-    day = start
+    """Cut [start, end) into contiguous day ranges of at most about `rows` rows each.
+
+    The first chunks ramp up (1/8, 1/4, 1/2 of a page): they are requested together, and a small
+    page is served sooner, so the writer starts on the first days after a fraction of a full
+    page's serving time. The rows left after the ramp are shared evenly by the fewest pages.
+    """
+    chunks: list[tuple[date, date]] = []
+    remaining = sum(counts.values())
+    chunk_start, filled, day = start, 0, start
+    target = _chunk_target(0, remaining, rows)
     while day < end:
         filled += counts.get(day, 0)
         day += timedelta(days=1)
         if filled and (filled >= target or filled + counts.get(day, 0) > rows):
             chunks.append((chunk_start, day))
+            remaining -= filled
             chunk_start, filled = day, 0
+            target = _chunk_target(len(chunks), remaining, rows)
     if chunk_start < end:
         if chunks and filled == 0:  # trailing days without rows need no request of their own
             chunks[-1] = (chunks[-1][0], end)
         else:
             chunks.append((chunk_start, end))
     return chunks
+
+
+def _chunk_target(index: int, remaining: int, rows: int) -> float:
+    balanced = remaining / max(1, -(-remaining // rows))
+    return min(balanced, rows * _RAMP[index]) if index < len(_RAMP) else balanced
 
 
 def _use_a_returning_allocator() -> None:
@@ -98,6 +115,7 @@ class DayStream:
         self.report = FetchReport(dataset.asset, dataset.unique_key)
         self._typing_lock = threading.Lock()
         self._counts: Future[dict[date, int]] | None = None
+        self.parsing = threading.BoundedSemaphore(_PARSERS)
 
     def source_counts(self) -> dict[date, int]:
         """Socrata's rows per day, waiting for the count query if it is still out."""
@@ -112,7 +130,9 @@ class DayStream:
         _use_a_returning_allocator()
         days: queue.Queue[tuple[date, pa.Table] | _Failure] = queue.Queue(_QUEUE_DAYS)
         stop = threading.Event()
-        pool = ThreadPoolExecutor(self.client.max_workers, thread_name_prefix="socrata")
+        # Each thread holds at most one downloaded page: max_workers downloading (the client
+        # enforces that), as many downloaded and waiting for a parser or being parsed.
+        pool = ThreadPoolExecutor(2 * self.client.max_workers, thread_name_prefix="socrata")
         self._counts = pool.submit(self._count_by_day)
         try:
             if self.days * _MAX_DAY_ROWS <= self.client.page_size:
@@ -232,24 +252,25 @@ class _ChunkFetch:
             "$limit": str(client.page_size),
         }
         received = 0
-        with client.open(self.stream.dataset.dataset_id, "csv", params) as response:
-            for table in self._typed_blocks(response.raw):
-                self._take(table)
-                received += table.num_rows
+        with client.spool(self.stream.dataset.dataset_id, "csv", params) as page:
+            with self.stream.parsing:
+                for table in self._typed_blocks(page):
+                    self._take(table)
+                    received += table.num_rows
         return received
 
-    def _typed_blocks(self, body: BaseHTTPResponse) -> Iterator[pa.Table]:
-        body.decode_content = True
-        header_line = body.readline().decode("utf-8")
+    def _typed_blocks(self, page: IO[bytes]) -> Iterator[pa.Table]:
+        header_line = page.readline().decode("utf-8")
         if not header_line.strip():
             return
         header = next(csv.reader([header_line]))
         known = [name for name in header if name in self.stream.schema.names]
         self.typing.unknown_columns.update(set(header) - set(known) - DROPPED_COLUMNS)
-        if body.closed:  # urllib3 closes a body read to its end: the header was all of it
+        if not page.read(1):  # the header was all of it
             return
+        page.seek(-1, 1)
         reader = pa_csv.open_csv(
-            body,
+            page,
             read_options=pa_csv.ReadOptions(
                 column_names=header, use_threads=False, block_size=_CSV_BLOCK_BYTES
             ),

@@ -479,6 +479,9 @@ class SodaServer:
         self._rng = random.Random(seed)
         self._log: list[RequestRecord] = []
         self._forced: list[str] = []
+        self._in_flight = 0
+        # The most requests ever open at once, from arrival to the last byte sent.
+        self.peak_in_flight = 0
         self.set_faults(rate=fault_rate, faults=faults, retry_after=retry_after,
                         slow_seconds=slow_seconds)
         # Called with (path, params) as each request arrives, before it is answered: lets a test
@@ -634,6 +637,16 @@ class SodaServer:
             return fault, random.Random(self._rng.getrandbits(64))
 
     def _handle(self, handler: _Handler) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            self._answer(handler)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer(self, handler: _Handler) -> None:
         started = time.perf_counter()
         url = urlsplit(handler.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))

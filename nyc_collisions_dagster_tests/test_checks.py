@@ -65,14 +65,15 @@ def test_a_key_in_two_days_fails_the_unique_check(make_soda_server, tmp_path) ->
     moved = to_api_dict("crashes", server.rows("crashes")[0])  # a crash of 2024-01-01
     requests = []
 
-    def move_once_the_first_day_is_read(path: str, params: dict[str, str]) -> None:
+    def move_when_the_third_day_is_asked_for(path: str, params: dict[str, str]) -> None:
         if path.endswith(".csv"):
             requests.append(params)
-            if len(requests) == 2:
+            if params["$where"].startswith("crash_date >= '2024-01-03"):
                 server.upsert("crashes", [moved | {"crash_date": "2024-01-03T00:00:00.000"}])
 
-    server.on_request = move_once_the_first_day_is_read
-    # One day a page, one page at a time: the move lands between two pages of one run.
+    server.on_request = move_when_the_third_day_is_asked_for
+    # One day a page, one request at a time, and day 3 waits for a thread that has finished
+    # day 1 or 2: the move lands between two pages of one run, after day 1 was served.
     resources = _resources(server, tmp_path, page_size=800, max_workers=1)
     result = dg.materialize([crashes], resources=resources, tags=_range("2024-01-01", "2024-01-03"))
     assert len(requests) >= 3

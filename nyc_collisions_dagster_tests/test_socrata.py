@@ -1,8 +1,9 @@
 """The Socrata client: settings, retries, clear errors, and rows that are never lost or repeated."""
 
 import logging
+import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -12,6 +13,7 @@ from nyc_collisions_dagster.resources.socrata import SocrataError, SocrataResour
 from nyc_collisions_dagster_tests.outcomes import typed_rows
 
 LOG = logging.getLogger("test")
+CRASHES_ID = DATASETS["crashes"].dataset_id
 
 
 def _fetch(resource: SocrataResource, asset: str, start: date, end: date) -> dict[date, list]:
@@ -38,16 +40,55 @@ def test_settings_come_from_the_environment_at_run_time(make_soda_server, monkey
     assert tokens == {"token-from-env"} and len(server.requests) == 2
 
 
-def test_chunks_cover_the_window_in_balanced_pages() -> None:
-    counts = {date(2024, 1, d): 400 for d in range(1, 31)}
-    chunks = plan_chunks(date(2024, 1, 1), date(2024, 2, 1), counts, 5_000)
-    assert chunks[0][0] == date(2024, 1, 1) and chunks[-1][1] == date(2024, 2, 1)
+def _chunk_rows(counts: dict[date, int], chunks: list[tuple[date, date]]) -> list[int]:
+    return [sum(n for day, n in counts.items() if start <= day < end) for start, end in chunks]
+
+
+def test_chunks_cover_the_window_ramping_up_to_balanced_pages() -> None:
+    counts = {date(2024, 1, 1) + timedelta(days=d): 400 + 7 * (d % 5) for d in range(300)}
+    start, end = date(2024, 1, 1), date(2024, 12, 1)
+    chunks = plan_chunks(start, end, counts, 5_000)
+    assert chunks[0][0] == start and chunks[-1][1] == end
     assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
-    sizes = [sum(counts.get(date.fromordinal(o), 0) for o in range(s.toordinal(), e.toordinal())) for s, e in chunks]
-    assert len(chunks) == 3 and max(sizes) <= 5_000
-    assert plan_chunks(date(2024, 1, 1), date(2024, 2, 1), {}, 5_000) == [
-        (date(2024, 1, 1), date(2024, 2, 1))
-    ]
+    sizes = _chunk_rows(counts, chunks)
+    assert sum(sizes) == sum(counts.values())
+    # The fewest days reaching 1/8, 1/4 and 1/2 of a page, then the rest in the fewest pages.
+    for size, share in zip(sizes, (1 / 8, 1 / 4, 1 / 2)):
+        assert 5_000 * share <= size < 5_000 * share + max(counts.values())
+    assert len(sizes) == 3 + -(-sum(sizes[3:]) // 5_000) and max(sizes) <= 5_000
+    assert min(sizes[3:]) > 0.9 * max(sizes[3:])
+    assert plan_chunks(start, end, {}, 5_000) == [(start, end)]
+
+
+def test_requests_in_flight_never_exceed_max_workers(make_soda_server, soda_rows) -> None:
+    server = make_soda_server(latency=0.05)  # no limit of its own
+    resource = SocrataResource(domain=server.url, page_size=300, max_workers=2)
+    days = _fetch(resource, "persons", date(2024, 1, 1), date(2024, 1, 11))
+    for day, rows in days.items():
+        assert rows == typed_rows("persons", soda_rows["persons"], day)
+    assert len(server.requests) > 10 and server.peak_in_flight == 2
+
+
+def test_a_downloaded_page_holds_no_request_slot(make_soda_server) -> None:
+    """Pages wait for their parser in temporary files, not on Socrata's connections."""
+    server = make_soda_server()
+    client = SocrataResource(domain=server.url, max_workers=1).get_client()
+    params = {"$order": "collision_id", "$limit": "5"}
+
+    def two_pages_at_once() -> list[bytes]:
+        with client.spool(CRASHES_ID, "csv", params) as first:
+            with client.spool(CRASHES_ID, "csv", params) as second:
+                return [first.read(), second.read()]
+
+    pages: list[bytes] = []
+    worker = threading.Thread(target=lambda: pages.extend(two_pages_at_once()), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the second page waited for the first one's request slot"
+    first, second = pages
+    header, *rows = first.splitlines()
+    assert first == second and b'"collision_id"' in header and len(rows) == 5
+    assert client.stats.requests == 2
 
 
 @pytest.mark.parametrize("fault", ["429", "500", "503", "disconnect", "slow"])

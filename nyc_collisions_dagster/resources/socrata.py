@@ -1,11 +1,12 @@
 """The Socrata resource: a sodapy client with bounded retries, clear errors and request counters."""
 
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import dagster as dg
 import requests
@@ -28,6 +29,7 @@ T = TypeVar("T")
 # up to the headers, so these are retried here, from where the stream broke.
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, Urllib3Error, OSError)
 _RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+_SPOOL_READ_BYTES = 64 * 1024
 
 
 class SocrataError(RuntimeError):
@@ -99,6 +101,7 @@ class SocrataClient:
         self._max_backoff = resource.max_backoff_seconds
         self.page_size = resource.page_size
         self.max_workers = resource.max_workers
+        self._in_flight = threading.BoundedSemaphore(resource.max_workers)
         self.stats = RequestStats()
 
     def close(self) -> None:
@@ -108,31 +111,52 @@ class SocrataClient:
     def open(
         self, dataset_id: str, fmt: str, params: dict[str, str]
     ) -> Iterator[requests.Response]:
-        """A streaming GET of `/resource/{dataset_id}.{fmt}`; raises SocrataError unless 200."""
+        """A streaming GET of `/resource/{dataset_id}.{fmt}`; raises SocrataError unless 200.
+
+        At most `max_workers` responses are open at once, whichever threads ask.
+        """
         url = (
             self._socrata.uri_prefix
             + self.host
             + sodapy_utils.format_new_api_request(dataid=dataset_id, content_type=fmt)
         )
+        with self._in_flight:
+            try:
+                response = self._socrata.session.get(
+                    url, params=params, timeout=self._timeout, stream=True
+                )
+            except requests.RequestException as exc:
+                # urllib3 has already spent its retries on connection errors and time-outs.
+                raise SocrataError(
+                    f"Socrata at {self.host} could not be reached for dataset {dataset_id} "
+                    f"after {self._max_retries} retries: {type(exc).__name__}: {exc}"
+                ) from None
+            try:
+                history = response.raw.retries.history if response.raw.retries else ()
+                self.stats.add(requests=1 + len(history), retries=len(history))
+                if response.status_code != 200:
+                    raise self._error(dataset_id, response, retried=len(history))
+                yield response
+            finally:
+                self.stats.add(bytes=response.raw.tell())
+                response.close()
+
+    def spool(self, dataset_id: str, fmt: str, params: dict[str, str]) -> IO[bytes]:
+        """The whole (decoded) response body in an anonymous temporary file, at its start.
+
+        Read at network speed, so the connection and the server's worker are freed at once
+        instead of being held for as long as a slower consumer takes to parse the page.
+        """
+        page = tempfile.TemporaryFile(prefix="socrata-page-")
         try:
-            response = self._socrata.session.get(
-                url, params=params, timeout=self._timeout, stream=True
-            )
-        except requests.RequestException as exc:
-            # urllib3 has already spent its retries on connection errors and time-outs.
-            raise SocrataError(
-                f"Socrata at {self.host} could not be reached for dataset {dataset_id} "
-                f"after {self._max_retries} retries: {type(exc).__name__}: {exc}"
-            ) from None
-        try:
-            history = response.raw.retries.history if response.raw.retries else ()
-            self.stats.add(requests=1 + len(history), retries=len(history))
-            if response.status_code != 200:
-                raise self._error(dataset_id, response, retried=len(history))
-            yield response
-        finally:
-            self.stats.add(bytes=response.raw.tell())
-            response.close()
+            with self.open(dataset_id, fmt, params) as response:
+                for piece in response.raw.stream(_SPOOL_READ_BYTES, decode_content=True):
+                    page.write(piece)
+            page.seek(0)
+            return page
+        except BaseException:
+            page.close()
+            raise
 
     def query(self, dataset_id: str, params: dict[str, str]) -> list[dict[str, str]]:
         """A small JSON query (counts, groups), retried as a whole on transport failures."""
