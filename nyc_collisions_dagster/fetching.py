@@ -93,6 +93,9 @@ def _use_a_returning_allocator() -> None:
     """
     with suppress(NotImplementedError):
         pa.set_memory_pool(pa.jemalloc_memory_pool())
+        # Freed pages go back at once, not after jemalloc's decay time: a 24-month range peaked
+        # at 360-374 MB instead of 396-410 MB, for about 1 s more system time over 4 years.
+        pa.jemalloc_set_decay_ms(0)
 
 
 class DayStream:
@@ -179,7 +182,7 @@ class DayStream:
             raise _Stopped
 
         try:
-            _ChunkFetch(self, start, end, emit).run()
+            _ChunkFetch(self, start, end, emit, stop).run()
         except _Stopped:
             return
         except BaseException as exc:  # handed to the consumer, which re-raises it in the run
@@ -209,11 +212,13 @@ class _ChunkFetch:
         start: date,
         end: date,
         emit: Callable[[tuple[date, pa.Table]], None],
+        stop: threading.Event,
     ) -> None:
         self.stream = stream
         self.key = stream.dataset.unique_key
         self.start, self.end = start, end
         self.emit = emit
+        self.stop = stop
         self.open_day = start  # the day whose rows are being gathered; all before it are emitted
         self.open_parts: list[pa.Table] = []
         self.cursor: tuple[date, int] | None = None  # the last row received
@@ -224,6 +229,8 @@ class _ChunkFetch:
         client = self.stream.client
         what = f"reading {self.stream.dataset.asset} {self.start}..{self.end}"
         while True:
+            if self.stop.is_set():  # the consumer has failed or gone: no more downloads
+                raise _Stopped
             received = client.retrying(self._read_page, what)
             # A short page ends the chunk, unless the count promised more: a server that caps
             # $limit below page_size must not cost rows.

@@ -1,6 +1,7 @@
 """Nothing is lost under faults: retries, atomic files, idempotent re-runs, clear failures."""
 
 import subprocess
+import tempfile
 import sys
 import time
 from datetime import date, timedelta
@@ -187,3 +188,23 @@ def test_an_invalid_app_token_fails_clearly(make_soda_server, tmp_path) -> None:
     message = failure_message(result)
     assert "HTTP 403" in message and "SOCRATA_APP_TOKEN" in message
     assert "bad-token-value" not in message
+
+
+def test_a_temporary_folder_that_cannot_be_written_fails_at_once(
+    make_soda_server, tmp_path, monkeypatch
+) -> None:
+    server = make_soda_server()
+    missing = tmp_path / "no-such-folder"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))
+    started = time.monotonic()
+    result = dg.materialize(
+        [crashes],
+        resources=_resources(server, tmp_path / "lake"),
+        tags=FIVE_DAYS,
+        raise_on_error=False,
+    )
+    assert not result.success and time.monotonic() - started < 30
+    message = failure_message(result)
+    assert f"Cannot keep a downloaded page in the temporary folder {missing}" in message
+    assert not [r for r in server.requests if r.path.endswith(".csv")]  # nothing downloaded
+    assert not (tmp_path / "lake" / "crashes").exists() or not any((tmp_path / "lake" / "crashes").iterdir())

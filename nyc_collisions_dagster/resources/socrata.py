@@ -36,6 +36,21 @@ class SocrataError(RuntimeError):
     """Socrata refused a request, or stayed unavailable after every retry."""
 
 
+class SpoolError(RuntimeError):
+    """A downloaded page could not be kept in a temporary file: a local disk problem, not retried."""
+
+
+def _spool_failure(exc: OSError) -> str:
+    return f"Cannot keep a downloaded page in the temporary folder {tempfile.gettempdir()}: {exc}"
+
+
+def _temporary_file() -> IO[bytes]:
+    try:
+        return tempfile.TemporaryFile(prefix="socrata-page-")
+    except OSError as exc:
+        raise SpoolError(_spool_failure(exc)) from None
+
+
 class RequestStats:
     """Thread-safe counters of what a run asked of Socrata."""
 
@@ -147,11 +162,14 @@ class SocrataClient:
         Read at network speed, so the connection and the server's worker are freed at once
         instead of being held for as long as a slower consumer takes to parse the page.
         """
-        page = tempfile.TemporaryFile(prefix="socrata-page-")
+        page = _temporary_file()
         try:
             with self.open(dataset_id, fmt, params) as response:
                 for piece in response.raw.stream(_SPOOL_READ_BYTES, decode_content=True):
-                    page.write(piece)
+                    try:
+                        page.write(piece)
+                    except OSError as exc:
+                        raise SpoolError(_spool_failure(exc)) from None
             page.seek(0)
             return page
         except BaseException:
