@@ -1,6 +1,6 @@
 """Mass-upload benchmark: the guide's two original methods, this project and two floors.
 
-    python benchmarks/mass_upload.py            # 4 years of crashes: ~7 min on 2 cores
+    python benchmarks/mass_upload.py            # 4 years of crashes: ~7 min on 2 cores (2.7 of them the brute force)
     python benchmarks/mass_upload.py --years 2  # half the data: ~4 min
     python benchmarks/mass_upload.py --quick    # 3 months, fewer runs: a smoke test in ~40 s
     python benchmarks/mass_upload.py --help     # server model and window options
