@@ -1,9 +1,11 @@
 """Mass-upload benchmark: the guide's two original methods, this project and two floors.
 
-    python benchmarks/mass_upload.py            # 4 years of crashes: ~7 min on 2 cores (2.7 of them the brute force)
+    python benchmarks/mass_upload.py            # 4 years of crashes: ~7 min on 2 cores
     python benchmarks/mass_upload.py --years 2  # half the data: ~4 min
     python benchmarks/mass_upload.py --quick    # 3 months, fewer runs: a smoke test in ~40 s
     python benchmarks/mass_upload.py --help     # server model and window options
+
+The brute-force baseline alone takes about 2.7 of the 7 minutes.
 
 It starts the SODA test server (synthetic crashes, 0.5 s latency and 50 µs per row served, at most
 8 requests at once) and moto S3, warms the server's row caches, then runs one after another,

@@ -71,18 +71,23 @@ def _evaluate(
     context: dg.SensorEvaluationContext, client: SocrataClient, io_manager: ParquetIOManager
 ) -> dg.SensorResult | dg.SkipReason:
     cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    if not cursor:
-        # Starting from "now": the history is the mass upload's job, not this sensor's.
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000")
-        started = {name: latest_update(client, d) or now for name, d in DATASETS.items()}
-        return dg.SensorResult(
-            skip_reason=f"Started watching: changes after {started} will be fetched.",
-            cursor=json.dumps(started),
-        )
+    # A dataset the cursor does not know (the first tick, or a cursor from before the dataset was
+    # watched) starts from "now": the history is the mass upload's job, not this sensor's.
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000")
+    started = {
+        name: latest_update(client, dataset) or now
+        for name, dataset in DATASETS.items()
+        if name not in cursor
+    }
+    watching = f"Started watching: changes after {started} will be fetched."
+    if len(started) == len(DATASETS):
+        return dg.SensorResult(skip_reason=watching, cursor=json.dumps(started))
     days_by_asset: dict[str, set[date]] = {}
     notes: list[str] = []
-    new_cursor = dict(cursor)
+    new_cursor = cursor | started
     for name, dataset in DATASETS.items():
+        if name in started:
+            continue
         changes = changes_since(client, dataset, cursor[name], MAX_CHANGED_ROWS)
         if changes.latest is None:
             continue
@@ -103,9 +108,9 @@ def _evaluate(
         return dg.SkipReason(f"No rows added or amended upstream since {cursor}.")
     if not days_by_asset:
         # Rows of today (not a partition yet) are the daily schedule's, tomorrow.
+        today_only = "Only days that are not partitions yet changed upstream."
         return dg.SensorResult(
-            skip_reason="Only days that are not partitions yet changed upstream.",
-            cursor=json.dumps(new_cursor),
+            skip_reason=watching if started else today_only, cursor=json.dumps(new_cursor)
         )
     ranges_by_asset = {name: contiguous_ranges(days) for name, days in days_by_asset.items()}
     if sum(len(r) for r in ranges_by_asset.values()) > MAX_RUNS:

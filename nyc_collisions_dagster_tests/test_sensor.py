@@ -187,3 +187,15 @@ def test_rows_of_a_day_that_is_no_partition_yet_advance_the_cursor_only(watched)
     assert "not partitions yet" in result.skip_reason.skip_message
     assert json.loads(result.cursor)["crashes"] > json.loads(cursor)["crashes"]
     assert isinstance(_tick(resources, result.cursor), dg.SkipReason)
+
+
+def test_a_cursor_without_a_dataset_starts_watching_it_and_keeps_the_others(watched) -> None:
+    server, resources, _, cursor = watched
+    older = {name: stamp for name, stamp in json.loads(cursor).items() if name != "vehicles"}
+    server.upsert("crashes", [_late_crash("2024-01-02", date(2024, 2, 4))])
+    result = _tick(resources, json.dumps(older))
+    assert _requested(result) == {("crashes", "2024-01-02", "2024-01-02")}
+    assert set(json.loads(result.cursor)) == {"crashes", "persons", "vehicles"}
+    alone = _tick(resources, json.dumps({"crashes": json.loads(result.cursor)["crashes"]}))
+    assert not alone.run_requests and "Started watching" in alone.skip_reason.skip_message
+    assert set(json.loads(alone.cursor)) == {"crashes", "persons", "vehicles"}

@@ -37,7 +37,7 @@ class SocrataError(RuntimeError):
 
 
 class SpoolError(RuntimeError):
-    """A downloaded page could not be kept in a temporary file: a local disk problem, not retried."""
+    """A downloaded page could not be kept in a temporary file: a local problem, not retried."""
 
 
 def _spool_failure(exc: OSError) -> str:
