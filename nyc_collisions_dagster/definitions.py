@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from nyc_collisions_dagster.assets import collision_assets
+from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster.schedules import daily_update_job, daily_update_schedule
-from nyc_collisions_dagster.sensors import late_records_sensor
+from nyc_collisions_dagster.raw.schedules import daily_update_job, daily_update_schedule
+from nyc_collisions_dagster.raw.sensors import late_records_sensor
 
 defs = dg.Definitions(
     assets=collision_assets,

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nyc_collisions_dagster.constants import DATASETS
-from nyc_collisions_dagster.schema import SCHEMAS
+from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster_tests.generator import FIELDS, Row
 
 _PARSE = {pa.int64(): int, pa.float64(): float, pa.date32(): lambda v: date.fromisoformat(v[:10])}

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from nyc_collisions_dagster.assets import collision_assets, crashes, persons
+from nyc_collisions_dagster.raw.assets import collision_assets, crashes, persons
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.generator import to_api_dict

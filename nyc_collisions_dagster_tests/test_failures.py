@@ -11,7 +11,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from nyc_collisions_dagster.assets import collision_assets, crashes
+from nyc_collisions_dagster.raw.assets import collision_assets, crashes
 from nyc_collisions_dagster.partitions import daily_partitions
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource

@@ -3,7 +3,7 @@
 import boto3
 import dagster as dg
 
-from nyc_collisions_dagster.assets import crashes
+from nyc_collisions_dagster.raw.assets import crashes
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.outcomes import failure_message

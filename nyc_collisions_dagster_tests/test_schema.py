@@ -4,7 +4,7 @@ from datetime import date
 
 import pyarrow as pa
 
-from nyc_collisions_dagster.schema import SCHEMAS, TypingReport, to_typed
+from nyc_collisions_dagster.raw.schema import SCHEMAS, TypingReport, to_typed
 
 
 def _raw(**columns: list[str | None]) -> pa.Table:

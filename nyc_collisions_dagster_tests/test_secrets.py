@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster._serdes import serialize_value
 
-from nyc_collisions_dagster.assets import collision_assets
+from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 

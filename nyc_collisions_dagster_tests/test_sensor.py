@@ -6,11 +6,11 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
-from nyc_collisions_dagster.assets import collision_assets
+from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.definitions import defs
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster.sensors import late_records_sensor
+from nyc_collisions_dagster.raw.sensors import late_records_sensor
 from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
 from nyc_collisions_dagster_tests.generator import generate, to_api_dict
 
@@ -152,7 +152,7 @@ def _vehicle(server, day: str) -> dict[str, object]:
 
 def test_a_full_replace_upstream_is_capped_into_one_ranged_run(watched, monkeypatch) -> None:
     server, resources, _, cursor = watched
-    monkeypatch.setattr("nyc_collisions_dagster.sensors.MAX_CHANGED_ROWS", 500)
+    monkeypatch.setattr("nyc_collisions_dagster.raw.sensors.MAX_CHANGED_ROWS", 500)
     server.touch_all("crashes")
     result = _tick(resources, cursor)
     assert _requested(result) == {("crashes", "2024-01-01", "2024-01-10")}

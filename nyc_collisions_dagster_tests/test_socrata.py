@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from nyc_collisions_dagster.constants import DATASETS
-from nyc_collisions_dagster.fetching import DayStream, plan_chunks
+from nyc_collisions_dagster.raw.fetching import DayStream, plan_chunks
 from nyc_collisions_dagster.resources.socrata import SocrataError, SocrataResource, split_domain
 from nyc_collisions_dagster_tests.outcomes import typed_rows
 

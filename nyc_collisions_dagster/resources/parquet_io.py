@@ -11,7 +11,7 @@ from pydantic import Field
 
 from nyc_collisions_dagster.constants import DEFAULT_STORAGE_URL, STORAGE_URL_ENV
 from nyc_collisions_dagster.metadata import day_counts_table, markdown_preview
-from nyc_collisions_dagster.storage import ParallelWriter, PartitionStore, StorageError
+from nyc_collisions_dagster.resources.storage import ParallelWriter, PartitionStore, StorageError
 
 if TYPE_CHECKING:
     import pandas as pd  # imported by to_pandas when a downstream asset loads: 0.3 s a process

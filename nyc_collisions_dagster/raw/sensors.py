@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
-from nyc_collisions_dagster.assets import collision_assets
-from nyc_collisions_dagster.changes import (
+from nyc_collisions_dagster.raw.assets import collision_assets
+from nyc_collisions_dagster.raw.changes import (
     changes_since,
     contiguous_ranges,
     days_left_behind,

@@ -13,7 +13,7 @@ import numpy as np
 
 from nyc_collisions_dagster.constants import Dataset
 from nyc_collisions_dagster.resources.socrata import SocrataClient
-from nyc_collisions_dagster.storage import PartitionStore
+from nyc_collisions_dagster.resources.storage import PartitionStore
 
 # A correction moves a crash by days, not years: the lake is searched this far on each side.
 MOVED_ROW_SEARCH_DAYS = 31

@@ -11,7 +11,7 @@ import dagster as dg
 import numpy as np
 
 from nyc_collisions_dagster.constants import Dataset
-from nyc_collisions_dagster.report import FetchReport
+from nyc_collisions_dagster.raw.report import FetchReport
 
 ROW_COUNT = "row_count_matches_source"
 UNIQUE_KEY = "unique_key_is_unique"

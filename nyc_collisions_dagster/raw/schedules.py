@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nyc_collisions_dagster.assets import collision_assets
+from nyc_collisions_dagster.raw.assets import collision_assets
 
 daily_update_job = dg.define_asset_job("daily_update_job", selection=collision_assets)
 

@@ -1,0 +1,1 @@
+"""The processed layer: analysis-ready monthly tables built from the raw days."""
