@@ -27,8 +27,12 @@ DATASETS: dict[str, Dataset] = {
 }
 
 START_DATE = "2012-07-01"
+# Persons and vehicles rows are sparse before this month upstream: only crashes cover 2012-2016.
+DETAIL_START_MONTH = "2016-04"
 TIMEZONE = "America/New_York"
-GROUP_NAME = "collisions_raw_data"
+RAW_GROUP_NAME = "collisions_raw_data"
+PROCESSED_GROUP_NAME = "collisions_processed_data"
+PROCESSED_PREFIX = "processed"
 POOL = "socrata_api"
 OWNERS = ["team:data-engineering"]
 
@@ -37,3 +41,5 @@ DEFAULT_STORAGE_URL = "data/collisions_raw_data"
 SOCRATA_DOMAIN_ENV = "SOCRATA_DOMAIN"
 SOCRATA_APP_TOKEN_ENV = "SOCRATA_APP_TOKEN"
 STORAGE_URL_ENV = "COLLISIONS_STORAGE_URL"
+DEFAULT_PROCESSED_URL = "data/collisions_processed_data"
+PROCESSED_URL_ENV = "COLLISIONS_PROCESSED_URL"

@@ -17,6 +17,11 @@ def markdown_preview(table: pa.Table) -> dg.MarkdownMetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
+def table_schema(schema: pa.Schema) -> dg.TableSchema:
+    """An Arrow schema as Dagster shows it in the UI."""
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+
+
 def day_counts_table(rows_by_partition: dict[str, int]) -> dg.TableMetadataValue:
     return dg.MetadataValue.table(
         records=[

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -16,10 +17,10 @@ import boto3
 import pytest
 import requests
 
-from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests import real_data
-from nyc_collisions_dagster_tests.generator import Row, generate
+from nyc_collisions_dagster_tests.generator import FIELDS, Row, generate
 from nyc_collisions_dagster_tests.soda_server import SodaServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,7 @@ _SETTINGS = (
     "SOCRATA_DOMAIN",
     "SOCRATA_APP_TOKEN",
     "COLLISIONS_STORAGE_URL",
+    "COLLISIONS_PROCESSED_URL",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
     "AWS_PROFILE",
@@ -38,6 +40,8 @@ _SETTINGS = (
 )
 
 SODA_START, SODA_END = date(2024, 1, 1), date(2024, 1, 11)
+# Whole months for the processed layer, few rows a day so that a month lands in seconds.
+MONTHS_START, MONTHS_END = date(2024, 2, 1), date(2024, 5, 1)
 
 
 @pytest.fixture(autouse=True)
@@ -187,3 +191,42 @@ def soda_real_rows() -> dict[str, list[Row]]:
     if not real_data.available():
         pytest.skip(f"real NYC collisions data not found in {real_data.SHARED_DATA}")
     return real_data.load_all()
+
+
+@pytest.fixture(scope="session")
+def month_rows() -> dict[str, list[Row]]:
+    """Generated rows of the three datasets for February, March and April 2024, 4-8 crashes a day,
+    with March 10 (clocks spring forward) and a few unreadable times on March 3."""
+    rows = generate(MONTHS_START, MONTHS_END, crashes_per_day=(4, 8))
+    return {name: with_times(name, table) for name, table in rows.items()}
+
+
+def with_times(dataset: str, rows: list[Row]) -> list[Row]:
+    """Crash times that test the processed layer's rules, on two days of the rows."""
+    index = FIELDS[dataset].index("crash_time")
+    times = {"2024-03-10": ["2:30", "1:59", "3:00"], "2024-03-03": ["24:00", "7:5", "9:05"]}
+    out, seen = [], Counter[str]()
+    for row in rows:
+        day = row[FIELDS[dataset].index("crash_date")][:10]
+        if day in times and seen[day] < len(times[day]):
+            row = row[:index] + (times[day][seen[day]],) + row[index + 1:]
+            seen[day] += 1
+        out.append(row)
+    return out
+
+
+@pytest.fixture(scope="session")
+def month_server(month_rows: dict[str, list[Row]]) -> Iterator[SodaServer]:
+    """A shared, read-only server of ``month_rows``."""
+    with SodaServer(month_rows) as server:
+        yield server
+
+
+@pytest.fixture
+def both_layers(month_server: SodaServer, tmp_path: Path) -> dict[str, object]:
+    """Resources of both layers: ``month_server`` in, folders under tmp_path out."""
+    return {
+        "socrata": SocrataResource(domain=month_server.url, max_retries=2, backoff_factor=0.05),
+        "io_manager": ParquetIOManager(storage_url=str(tmp_path / "collisions_raw_data")),
+        "processed_lake": ProcessedLake(storage_url=str(tmp_path / "collisions_processed_data")),
+    }

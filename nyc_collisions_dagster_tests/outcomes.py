@@ -1,7 +1,9 @@
 """What runs must produce, computed from the source rows in plain Python, and how they failed."""
 
+import re
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pyarrow as pa
@@ -46,3 +48,74 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
         messages.append(error.message)
         error = error.cause
     return "\n".join(messages)
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+_CLOCK = re.compile(r"\s*(\d{1,2}):(\d\d)\s*")
+
+
+def processed_rows(
+    asset: str, rows: dict[str, list[Row]], days: Iterable[date]
+) -> list[dict[str, object]]:
+    """The processed rows of `days`, from the source rows in plain Python: the oracle for the
+    Arrow transforms."""
+    out = [r for day in days for r in typed_rows(asset, rows[asset], day)]
+    if asset == "crashes":
+        people = _by_crash(rows, days, "persons")
+        vehicles = _by_crash(rows, days, "vehicles")
+    for row in out:
+        row.update(_time_columns(row["crash_date"], row["crash_time"]))
+        if asset == "persons" and row["person_age"] is not None and not 0 <= row["person_age"] <= 120:
+            row["person_age"] = None
+        if asset == "crashes":
+            if not _in_nyc(row["latitude"], row["longitude"]):
+                row["latitude"] = row["longitude"] = None
+            injuries = people.get(row["collision_id"], [])
+            row["person_count"] = len(injuries)
+            row["persons_injured"] = injuries.count("Injured")
+            row["persons_killed"] = injuries.count("Killed")
+            row["vehicle_count"] = len(vehicles.get(row["collision_id"], []))
+            factors = [row[f"contributing_factor_vehicle_{i}"] for i in range(1, 6)]
+            row["contributing_factors"] = list(
+                dict.fromkeys(f for f in factors if f and f.strip() and f != "Unspecified")
+            )
+            types = ["vehicle_type_code1", "vehicle_type_code2"] + [
+                f"vehicle_type_code_{i}" for i in range(3, 6)
+            ]
+            row["vehicle_types"] = [row[t] for t in types if row[t] and row[t].strip()]
+    return out
+
+
+def _time_columns(day: date, text: str | None) -> dict[str, object]:
+    match = _CLOCK.fullmatch(text or "")
+    when = None
+    if match and int(match[1]) < 24 and int(match[2]) < 60:
+        # fold=0 reads a skipped time on the clock before the change and takes the first of a
+        # repeated one; astimezone normalises it to the instant it names.
+        naive = datetime(day.year, day.month, day.day, int(match[1]), int(match[2]))
+        when = naive.replace(tzinfo=NEW_YORK).astimezone(timezone.utc).astimezone(NEW_YORK)
+    return {
+        "crash_datetime": when,
+        "crash_year": day.year,
+        "crash_month": day.month,
+        "crash_day": day.day,
+        "crash_hour": when.hour if when else None,
+        "crash_minute": when.minute if when else None,
+    }
+
+
+def _in_nyc(latitude: float | None, longitude: float | None) -> bool:
+    return (
+        latitude is not None
+        and longitude is not None
+        and 40.477399 <= latitude <= 40.917577
+        and -74.259090 <= longitude <= -73.700272
+    )
+
+
+def _by_crash(rows: dict[str, list[Row]], days: Iterable[date], asset: str) -> dict[int, list]:
+    found: dict[int, list] = {}
+    for day in days:
+        for row in typed_rows(asset, rows[asset], day):
+            found.setdefault(row["collision_id"], []).append(row.get("person_injury"))
+    return found

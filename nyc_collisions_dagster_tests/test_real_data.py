@@ -6,10 +6,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+import pyarrow.parquet as pq
+
+from nyc_collisions_dagster.processed.assets import processed_tables
 from nyc_collisions_dagster.raw.assets import collision_assets, crashes
-from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
+from nyc_collisions_dagster_tests.outcomes import file_rows, processed_rows, typed_rows
 
 pytestmark = pytest.mark.real_data
 
@@ -26,6 +29,7 @@ def _materialize(assets, server, storage: Path, start: str, end: str) -> dg.Exec
         resources={
             "socrata": SocrataResource(domain=server.url),
             "io_manager": ParquetIOManager(storage_url=str(storage)),
+            "processed_lake": ProcessedLake(storage_url=str(storage / "processed")),
         },
         tags={
             "dagster/asset_partition_range_start": start,
@@ -55,3 +59,26 @@ def test_a_full_month_of_crashes(make_soda_server, soda_real_rows, tmp_path) -> 
         assert rows == typed_rows("crashes", soda_real_rows["crashes"], day)
         total += len(rows)
     assert total == 7_659
+
+
+def test_real_months_processed(make_soda_server, soda_real_rows, tmp_path) -> None:
+    """January 2024 (five linked days, the rest empty) and January 2022 (crashes only): every row
+    as the plain-Python rules give it, and the 2022 month warns that its crashes lack persons."""
+    server = make_soda_server(soda_real_rows)
+    warnings = {}
+    for year in (2022, 2024):
+        assert _materialize(collision_assets, server, tmp_path, f"{year}-01-01", f"{year}-01-31").success
+        result = _materialize([processed_tables], server, tmp_path, f"{year}-01", f"{year}-01")
+        [warnings[year]] = [
+            e for e in result.get_asset_check_evaluations() if e.check_name == "crashes_have_persons"
+        ]
+    days = {year: [date(year, 1, 1) + timedelta(days=i) for i in range(31)] for year in (2022, 2024)}
+    for name in ("crashes", "persons", "vehicles"):
+        for year, month_days in days.items():
+            path = tmp_path / "processed" / name / f"year={year}" / "month=01" / f"{year}-01.parquet"
+            rows = pq.read_table(path).to_pylist()
+            assert rows == processed_rows(name, soda_real_rows, month_days)
+    crashes_2024 = pq.read_table(tmp_path / "processed" / "crashes" / "year=2024" / "month=01")
+    assert sum(crashes_2024["person_count"].to_pylist()) == sum(LINKED_COUNTS["persons"])
+    assert not warnings[2022].passed and "2022-01" in warnings[2022].description
+    assert warnings[2024].passed  # 6 of the 1,204 crashes have no persons rows

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from nyc_collisions_dagster.constants import DATASETS, GROUP_NAME
+from nyc_collisions_dagster.constants import DATASETS, RAW_GROUP_NAME
 from nyc_collisions_dagster_tests.generator import generate
 from nyc_collisions_dagster_tests.soda_server import SodaServer
 from nyc_collisions_dagster_tests.test_webserver import (
@@ -99,7 +99,7 @@ def main() -> None:
             dev.wait_until_loaded(timeout=120)
             [location] = dev.graphql(WORKSPACE)["workspaceOrError"]["locationEntries"]
             backfill_id = launch_backfill(dev)
-            screenshot(f"{dev.url}/locations/{location['name']}/asset-groups/{GROUP_NAME}",
+            screenshot(f"{dev.url}/locations/{location['name']}/asset-groups/{RAW_GROUP_NAME}",
                        args.out / "asset_graph.png", work, height=1000)
             # The backfill's overview: each asset's partitions targeted, succeeded and failed.
             screenshot(f"{dev.url}/runs/b/{backfill_id}", args.out / "backfill.png", work,

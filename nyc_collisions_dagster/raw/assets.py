@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from nyc_collisions_dagster.raw.checks import check_results, check_specs
-from nyc_collisions_dagster.constants import DATASETS, GROUP_NAME, OWNERS, POOL, Dataset
+from nyc_collisions_dagster.constants import DATASETS, OWNERS, POOL, RAW_GROUP_NAME, Dataset
 from nyc_collisions_dagster.raw.fetching import DayStream
 from nyc_collisions_dagster.partitions import daily_partitions
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
@@ -24,7 +24,7 @@ def build_collision_asset(dataset: Dataset) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         # One run fetches a whole range with range queries: the CLI's --partition-range needs it.
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name=GROUP_NAME,
+        group_name=RAW_GROUP_NAME,
         kinds={"socrata", "parquet", "s3"},
         owners=OWNERS,
         pool=POOL,

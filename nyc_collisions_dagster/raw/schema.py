@@ -11,6 +11,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from nyc_collisions_dagster.metadata import table_schema
+
 _COUNTS = [
     f"number_of_{who}_{what}"
     for who in ("persons", "pedestrians", "cyclist", "motorist")
@@ -106,9 +108,7 @@ _VALID_TEXT = {
 
 def column_schema(asset: str) -> dg.TableSchema:
     """The Arrow schema as Dagster shows it in the UI."""
-    return dg.TableSchema(
-        columns=[dg.TableColumn(field.name, str(field.type)) for field in SCHEMAS[asset]]
-    )
+    return table_schema(SCHEMAS[asset])
 
 
 @dataclass

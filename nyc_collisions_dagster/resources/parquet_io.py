@@ -1,4 +1,5 @@
-"""The Parquet IO manager: writes each day of a (possibly ranged) run to the lake as it arrives."""
+"""The lake as resources: the raw layer's IO manager, which writes each day as it arrives, and
+where the processed layer's months go."""
 
 from collections.abc import Iterator
 from contextlib import closing
@@ -9,9 +10,19 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from nyc_collisions_dagster.constants import DEFAULT_STORAGE_URL, STORAGE_URL_ENV
+from nyc_collisions_dagster.constants import (
+    DEFAULT_PROCESSED_URL,
+    DEFAULT_STORAGE_URL,
+    PROCESSED_URL_ENV,
+    STORAGE_URL_ENV,
+)
 from nyc_collisions_dagster.metadata import day_counts_table, markdown_preview
-from nyc_collisions_dagster.resources.storage import ParallelWriter, PartitionStore, StorageError
+from nyc_collisions_dagster.resources.storage import (
+    MonthStore,
+    ParallelWriter,
+    PartitionStore,
+    StorageError,
+)
 
 if TYPE_CHECKING:
     import pandas as pd  # imported by to_pandas when a downstream asset loads: 0.3 s a process
@@ -92,3 +103,17 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> "pd.DataFrame":
         store = self.store(context.asset_key.path[-1])
         return store.read(sorted(context.asset_partition_keys)).to_pandas()
+
+
+class ProcessedLake(dg.ConfigurableResource):
+    """Where the processed layer's monthly files live."""
+
+    storage_url: str | None = Field(
+        default=None,
+        description=f"A local folder or s3://bucket/prefix. Unset: ${PROCESSED_URL_ENV}, "
+        f"else {DEFAULT_PROCESSED_URL} under the working directory.",
+    )
+
+    def store(self, asset: str) -> MonthStore:
+        url = self.storage_url or dg.EnvVar(PROCESSED_URL_ENV).get_value() or DEFAULT_PROCESSED_URL
+        return MonthStore(url, asset)

@@ -1,7 +1,8 @@
-"""The lake's files: one Parquet file per asset and crash day, on a local folder or S3.
+"""The lake's files: one Parquet file per asset and partition, on a local folder or S3.
 
-`{storage_url}/{asset}/{YYYY-MM-DD}.parquet`. Local and S3 differ only in the base URL, which
-pyarrow.fs resolves; `FileSystem.from_uri` honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL.
+Raw days are `{storage_url}/{asset}/{YYYY-MM-DD}.parquet`; processed months are
+`{storage_url}/{asset}/year=YYYY/month=MM/{YYYY-MM}.parquet`. Local and S3 differ only in the base
+URL, which pyarrow.fs resolves; `FileSystem.from_uri` honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL.
 """
 
 import logging
@@ -25,7 +26,10 @@ class StorageError(RuntimeError):
 
 
 class PartitionStore:
-    """The files of one asset under a storage URL."""
+    """The files of one asset under a storage URL, one per crash day."""
+
+    # Snappy: a day file encodes in half the time of zstd (0.7 against 1.35 ms), 13% larger.
+    compression = "snappy"
 
     def __init__(self, storage_url: str, asset: str) -> None:
         self.url = f"{storage_url.rstrip('/')}/{asset}"
@@ -63,18 +67,28 @@ class PartitionStore:
         if not found:
             raise StorageError(f"S3 bucket '{bucket}' does not exist at {endpoint}")
 
+    def relative_path(self, partition_key: str) -> str:
+        return f"{partition_key}.parquet"
+
+    def path(self, partition_key: str) -> str:
+        return f"{self.root}/{self.relative_path(partition_key)}"
+
     def uri(self, partition_key: str) -> str:
-        return f"{self.url}/{partition_key}.parquet"
+        return f"{self.url}/{self.relative_path(partition_key)}"
 
     def write(self, partition_key: str, table: pa.Table) -> None:
         """Replace the partition's file; readers see the old file or the new one, never a part."""
         buffer = pa.BufferOutputStream()
-        # Snappy: a day file encodes in half the time of zstd (0.7 against 1.35 ms), 13% larger.
-        pq.write_table(table, buffer, compression="snappy")
-        path = f"{self.root}/{partition_key}.parquet"
+        # One row group for the whole file: readers pay one footer and one chunk per column.
+        pq.write_table(
+            table, buffer, compression=self.compression, row_group_size=max(table.num_rows, 1)
+        )
+        path = self.path(partition_key)
         # A local file appears by rename; an S3 object appears whole when its upload completes.
         target = f"{path}.{uuid.uuid4().hex}.tmp" if self.is_local else path
         try:
+            if self.is_local:
+                self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
             with self.fs.open_output_stream(target) as out:
                 out.write(buffer.getvalue())
             if self.is_local:
@@ -99,7 +113,7 @@ class PartitionStore:
 
     def read_column(self, partition_key: str, column: str) -> np.ndarray | None:
         """One column of a partition's file, or None when the file does not exist."""
-        path = f"{self.root}/{partition_key}.parquet"
+        path = self.path(partition_key)
         try:
             if self.fs.get_file_info(path).type == pa_fs.FileType.NotFound:
                 return None
@@ -108,13 +122,33 @@ class PartitionStore:
             raise StorageError(f"Could not read {self.uri(partition_key)}: {exc}") from None
 
     def read(self, partition_keys: Sequence[str]) -> pa.Table:
+        return pa.concat_tables(self.read_one(key) for key in partition_keys)
+
+    def read_one(self, partition_key: str, columns: Sequence[str] | None = None) -> pa.Table:
         try:
-            return pa.concat_tables(
-                pq.read_table(f"{self.root}/{key}.parquet", filesystem=self.fs)
-                for key in partition_keys
-            )
+            return pq.read_table(self.path(partition_key), columns=columns, filesystem=self.fs)
         except (OSError, pa.ArrowException) as exc:
-            raise StorageError(f"Could not read {self.url} {list(partition_keys)}: {exc}") from None
+            raise StorageError(f"Could not read {self.uri(partition_key)}: {exc}") from None
+
+    def row_count(self, partition_key: str) -> int:
+        """The rows of a stored file, from its footer."""
+        try:
+            with self.fs.open_input_file(self.path(partition_key)) as file:
+                return pq.read_metadata(file).num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"Could not read {self.uri(partition_key)}: {exc}") from None
+
+
+class MonthStore(PartitionStore):
+    """One file per crash month in Hive-style folders, which DuckDB, Spark and Athena prune by."""
+
+    # Written once a month and read often: zstd makes smaller files than snappy, so fewer bytes
+    # per query on S3, for an encoding cost paid once.
+    compression = "zstd"
+
+    def relative_path(self, partition_key: str) -> str:
+        year, month = partition_key.split("-")
+        return f"year={year}/month={month}/{partition_key}.parquet"
 
 
 class ParallelWriter:

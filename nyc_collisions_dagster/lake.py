@@ -1,0 +1,83 @@
+"""Ask the lake a question in SQL: `python -m nyc_collisions_dagster.lake "SELECT ..."`.
+
+DuckDB sees three views, `crashes`, `persons` and `vehicles`, over the processed layer
+(COLLISIONS_PROCESSED_URL), or over the raw layer (COLLISIONS_STORAGE_URL) with `--raw`, on a
+local folder or on S3. Processed months are Hive folders (year=YYYY/month=MM): filters on `year`
+and `month` skip the other months' files unread.
+"""
+
+import argparse
+import sys
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
+from nyc_collisions_dagster.resources.storage import PartitionStore
+
+
+# Folder names are zero-padded (month=01), which DuckDB would otherwise read as text.
+_HIVE_SCHEMA = pa.schema([("year", pa.int32()), ("month", pa.int32())])
+_HIVE_TYPES_SQL = "{'year': INTEGER, 'month': INTEGER}"
+
+
+def _store(layer: str, url: str | None, name: str) -> PartitionStore:
+    if layer == "raw":
+        return ParquetIOManager(storage_url=url).store(name)
+    return ProcessedLake(storage_url=url).store(name)
+
+
+def connect(layer: str = "processed", url: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a view per dataset that has files in `layer` at `url`.
+
+    `url` defaults to the layer's setting. A local lake is read by DuckDB itself; S3 through
+    pyarrow.fs, which follows the AWS credential chain and AWS_ENDPOINT_URL_S3 like the
+    pipeline, and needs no DuckDB extension to be downloaded.
+    """
+    connection = duckdb.connect()
+    hive = layer == "processed"
+    for name in DATASETS:
+        store = _store(layer, url, name)
+        files = f"{store.root}/*/*/*.parquet" if hive else f"{store.root}/*.parquet"
+        if store.is_local:
+            [(found,)] = connection.execute("SELECT count(*) FROM glob(?)", [files]).fetchall()
+            if found:
+                options = f", hive_types = {_HIVE_TYPES_SQL}" if hive else ""
+                connection.execute(
+                    f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{files}'{options})"
+                )
+            continue
+        dataset = ds.dataset(
+            store.root,
+            format="parquet",
+            filesystem=store.fs,
+            partitioning=ds.partitioning(_HIVE_SCHEMA, flavor="hive") if hive else None,
+        )
+        if dataset.files:
+            connection.register(name, dataset)
+    return connection
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nyc_collisions_dagster.lake",
+        description="Run SQL on the lake's views crashes, persons and vehicles.",
+    )
+    parser.add_argument("query", help='e.g. "SELECT borough, count(*) FROM crashes GROUP BY 1"')
+    parser.add_argument("--raw", action="store_true", help="query the raw day files instead")
+    parser.add_argument("--url", help="the layer's folder or s3:// URL (default: its setting)")
+    parser.add_argument("--max-rows", type=int, default=100, help="rows printed at most")
+    args = parser.parse_args(argv)
+    connection = connect("raw" if args.raw else "processed", args.url)
+    try:
+        connection.sql(args.query).show(max_rows=args.max_rows, max_width=200)
+    except duckdb.Error as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

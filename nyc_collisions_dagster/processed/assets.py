@@ -1,0 +1,152 @@
+"""The processed layer: one analysis-ready table per dataset and crash month, from the raw days.
+
+One step builds the selected tables month by month: each raw day file is read once however many
+tables need it, and the next month is read while one is being written.
+"""
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from nyc_collisions_dagster.constants import (
+    DATASETS,
+    OWNERS,
+    PROCESSED_GROUP_NAME,
+    PROCESSED_PREFIX,
+)
+from nyc_collisions_dagster.partitions import daily_partitions, monthly_partitions
+from nyc_collisions_dagster.processed.automation import raw_days_changed
+from nyc_collisions_dagster.processed.build import month_days, read_months, require_landed
+from nyc_collisions_dagster.processed.checks import MonthFigures, check_results, check_specs
+from nyc_collisions_dagster.processed.transforms import (
+    SCHEMAS_PROCESSED,
+    process_crashes,
+    process_persons,
+    process_vehicles,
+)
+from nyc_collisions_dagster.metadata import table_schema
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
+
+# The raw datasets each table is made from. crashes counts its persons and vehicles rows.
+SOURCES = {
+    "crashes": ["crashes", "persons", "vehicles"],
+    "persons": ["persons"],
+    "vehicles": ["vehicles"],
+}
+# What processed/crashes reads of a dataset whose own table is not being built in the same run.
+_COUNTED_COLUMNS = {"persons": ["collision_id", "person_injury"], "vehicles": ["collision_id"]}
+# A month depends on each of its days; the current month's future days are not partitions yet.
+_WHOLE_MONTH = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
+
+
+def processed_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey([PROCESSED_PREFIX, name])
+
+
+def _spec(name: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=processed_key(name),
+        deps=[dg.AssetDep(source, partition_mapping=_WHOLE_MONTH) for source in SOURCES[name]],
+        description=f"{DATASETS[name].title}, one Parquet file per crash month in "
+        f"year=YYYY/month=MM folders, sorted by crash_date and {DATASETS[name].unique_key}, "
+        "with crash_datetime and its parts added.",
+        group_name=PROCESSED_GROUP_NAME,
+        kinds={"parquet", "duckdb"},
+        owners=OWNERS,
+        automation_condition=raw_days_changed,
+        metadata={"dagster/column_schema": table_schema(SCHEMAS_PROCESSED[name])},
+    )
+
+
+@dg.multi_asset(
+    name="processed_tables",
+    specs=[_spec(name) for name in DATASETS],
+    check_specs=[spec for name in DATASETS for spec in check_specs(processed_key(name), name)],
+    partitions_def=monthly_partitions,
+    # A backfill of any range is one run, which streams month by month.
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=True,
+)
+def processed_tables(
+    context: dg.AssetExecutionContext,
+    io_manager: dg.ResourceParam[ParquetIOManager],
+    processed_lake: ProcessedLake,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    names = [name for name in DATASETS if processed_key(name) in context.selected_asset_keys]
+    sources = sorted({source for name in names for source in SOURCES[name]})
+    last_day = date.fromisoformat(daily_partitions.get_last_partition_key() or "1970-01-01")
+    months = [(month, month_days(month, last_day)) for month in context.partition_keys]
+    raw = {source: io_manager.store(source) for source in sources}
+    require_landed(
+        [day for _, days in months for day in days],
+        {source: store.partition_days() for source, store in raw.items()},
+    )
+    stores = {name: processed_lake.store(name) for name in names}
+    for store in stores.values():
+        store.ensure_writable()
+    columns = {s: None if s in names else _COUNTED_COLUMNS[s] for s in sources}
+    figures: dict[str, dict[str, MonthFigures]] = {name: {} for name in names}
+    for month, tables in read_months(raw, columns, months):
+        for name in names:
+            findings: Counter[str] = Counter()
+            table = _process(name, tables, findings)
+            stores[name].write(month, table)
+            figures[name][month] = _figures(name, table, tables[name], stores[name].row_count(month))
+            context.add_asset_metadata(
+                _month_metadata(name, table, findings, stores[name].uri(month)),
+                asset_key=processed_key(name),
+                partition_key=month,
+            )
+        context.log.info(
+            f"{month}: " + ", ".join(f"{n} {figures[n][month].rows:,} rows" for n in names)
+        )
+    for name in names:
+        yield dg.MaterializeResult(asset_key=processed_key(name))
+    for name in names:
+        yield from check_results(processed_key(name), name, figures[name])
+
+
+def _process(name: str, tables: dict[str, pa.Table], findings: Counter[str]) -> pa.Table:
+    if name == "crashes":
+        return process_crashes(tables["crashes"], tables["persons"], tables["vehicles"], findings)
+    if name == "persons":
+        return process_persons(tables["persons"], findings)
+    return process_vehicles(tables["vehicles"], findings)
+
+
+def _figures(name: str, table: pa.Table, raw: pa.Table, written: int) -> MonthFigures:
+    keys = table[DATASETS[name].unique_key]
+    return MonthFigures(
+        raw_rows=raw.num_rows,
+        rows=written,
+        duplicate_keys=len(keys) - pc.count_distinct(keys).as_py(),
+        without_persons=_crashes_without_persons(table) if name == "crashes" else 0,
+    )
+
+
+def _crashes_without_persons(crashes: pa.Table) -> int:
+    return pc.sum(pc.equal(crashes["person_count"], 0)).as_py() or 0
+
+
+def _month_metadata(
+    name: str, table: pa.Table, findings: Counter[str], uri: str
+) -> dict[str, object]:
+    """Numbers per month, which the UI plots month by month, and the file's path."""
+    totals = {"crashes": pc.count_distinct(table["collision_id"]).as_py()}
+    if name == "crashes":  # the crash reports' own counts cover the whole history
+        totals["persons_injured"] = pc.sum(table["number_of_persons_injured"]).as_py() or 0
+        totals["persons_killed"] = pc.sum(table["number_of_persons_killed"]).as_py() or 0
+    elif name == "persons":
+        for outcome in ("Injured", "Killed"):
+            rows = pc.sum(pc.equal(table["person_injury"], outcome)).as_py()
+            totals[f"persons_{outcome.lower()}"] = rows or 0
+    return {
+        "dagster/row_count": table.num_rows,
+        **totals,
+        **dict(findings),
+        "path": dg.MetadataValue.path(uri),
+    }

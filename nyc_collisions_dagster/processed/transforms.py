@@ -1,0 +1,211 @@
+"""The processed layer's rules: plain functions from a month of raw Arrow tables to its table.
+
+Every raw column keeps its name and type; the rules only add columns, and null values that cannot
+be true (a point outside the city, an age over 120). What each rule changed is counted.
+"""
+
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from nyc_collisions_dagster.constants import DATASETS, TIMEZONE
+from nyc_collisions_dagster.raw.schema import SCHEMAS
+
+# New York City's bounding box: a point outside it (0/0 included) is a geocoding failure.
+NYC_LATITUDE = (40.477399, 40.917577)
+NYC_LONGITUDE = (-74.259090, -73.700272)
+PERSON_AGE = (0, 120)
+# Socrata's crash_time is H:MM or HH:MM. Anything else ("24:00", "7:5", which could be 7:05 or
+# 7:50) is not read as a time: it gives a null crash_datetime and is counted.
+_TIME = r"^\s*(?P<hour>[01]?[0-9]|2[0-3]):(?P<minute>[0-5][0-9])\s*$"
+_HOUR = pa.scalar(3_600_000_000, pa.duration("us"))
+
+_TIME_FIELDS = [
+    pa.field("crash_datetime", pa.timestamp("us", tz=TIMEZONE)),
+    *(pa.field(f"crash_{part}", pa.int32()) for part in ("year", "month", "day", "hour", "minute")),
+]
+_CRASH_FIELDS = [
+    *(pa.field(name, pa.int64()) for name in ("person_count", "persons_injured", "persons_killed")),
+    pa.field("vehicle_count", pa.int64()),
+    pa.field("contributing_factors", pa.list_(pa.string())),
+    pa.field("vehicle_types", pa.list_(pa.string())),
+]
+SCHEMAS_PROCESSED: dict[str, pa.Schema] = {
+    name: pa.schema(
+        [*SCHEMAS[name], *_TIME_FIELDS, *(_CRASH_FIELDS if name == "crashes" else [])]
+    )
+    for name in DATASETS
+}
+FACTOR_COLUMNS = [f"contributing_factor_vehicle_{i}" for i in range(1, 6)]
+VEHICLE_TYPE_COLUMNS = [
+    "vehicle_type_code1",
+    "vehicle_type_code2",
+    *(f"vehicle_type_code_{i}" for i in range(3, 6)),
+]
+
+
+def crash_datetime(
+    crash_date: pa.ChunkedArray, crash_time: pa.ChunkedArray
+) -> tuple[pa.ChunkedArray, int]:
+    """New York local time of each crash, and how many non-null times could not be read.
+
+    A time in the hour skipped when clocks spring forward is read on the clock before the change
+    (02:30 becomes 03:30 EDT); a time in the hour repeated in the fall takes its first occurrence.
+    """
+    parts = pc.extract_regex(crash_time, _TIME)
+    hour = pc.cast(pc.struct_field(parts, "hour"), pa.int64())
+    minute = pc.cast(pc.struct_field(parts, "minute"), pa.int64())
+    micros = pc.multiply(pc.add(pc.multiply(hour, 60), minute), 60_000_000)
+    naive = pc.add(pc.cast(crash_date, pa.timestamp("us")), pc.cast(micros, pa.duration("us")))
+    local = _assume_local(naive)
+    skipped = pc.not_equal(pc.local_timestamp(local), naive)
+    shifted = pc.add(_assume_local(pc.subtract(naive, _HOUR)), _HOUR)
+    result = pc.if_else(skipped, shifted, local)
+    unreadable = pc.count(crash_time).as_py() - pc.count(result).as_py()
+    return result, unreadable
+
+
+def _assume_local(naive: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.assume_timezone(naive, timezone=TIMEZONE, ambiguous="earliest", nonexistent="latest")
+
+
+def with_time_columns(table: pa.Table, findings: Counter[str]) -> pa.Table:
+    """crash_datetime, and crash_year ... crash_minute as integers, appended to `table`.
+
+    Year, month and day come from crash_date, so they are never null; hour and minute come from
+    crash_datetime and are null where the time could not be read.
+    """
+    when, unreadable = crash_datetime(table["crash_date"], table["crash_time"])
+    findings["unreadable_times"] += unreadable
+    day = table["crash_date"]
+    parts = [pc.year(day), pc.month(day), pc.day(day), pc.hour(when), pc.minute(when)]
+    for field, values in zip(_TIME_FIELDS, [when, *parts]):
+        table = table.append_column(field, pc.cast(values, field.type))
+    return table
+
+
+def _count_per_crash(
+    collision_ids: pa.ChunkedArray, related: pa.Table, flags: dict[str, pa.ChunkedArray]
+) -> dict[str, pa.Array]:
+    """Rows of `related` per crash, and per crash the rows where each flag is true; 0 if none."""
+    grouped = related.select(["collision_id"])
+    for name, flag in flags.items():
+        grouped = grouped.append_column(name, pc.cast(flag.fill_null(False), pa.int64()))
+    sums = grouped.group_by("collision_id").aggregate(
+        [([], "count_all"), *((name, "sum") for name in flags)]
+    )
+    position = pc.index_in(collision_ids, value_set=sums["collision_id"])
+    found = {"rows": sums["count_all"], **{name: sums[f"{name}_sum"] for name in flags}}
+    return {
+        name: pc.cast(pc.take(values, position), pa.int64()).fill_null(0)
+        for name, values in found.items()
+    }
+
+
+def _row_lists(columns: list[pa.ChunkedArray], keep: list[pa.ChunkedArray]) -> pa.ListArray:
+    """Per row, the values of `columns` (in column order) where `keep` is true."""
+    width, rows = len(columns), len(columns[0])
+    mask = np.column_stack([k.fill_null(False).to_numpy(zero_copy_only=False) for k in keep])
+    # Column-major concatenation, taken back in row-major order: row r's values are adjacent.
+    stacked = pa.concat_arrays([c for column in columns for c in column.chunks])
+    row_major = np.arange(width * rows).reshape(width, rows).T.ravel()
+    values = stacked.take(pa.array(row_major[mask.ravel()]))
+    offsets = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _usable(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.and_(pc.is_valid(column), pc.not_equal(pc.utf8_trim_whitespace(column), ""))
+
+
+def contributing_factors(crashes: pa.Table) -> pa.ListArray:
+    """The distinct contributing factors of each crash, other than Unspecified."""
+    columns = [crashes[name] for name in FACTOR_COLUMNS]
+    keep = []
+    for j, column in enumerate(columns):
+        repeated = [pc.equal(column, earlier).fill_null(False) for earlier in columns[:j]]
+        fresh = pc.invert(_any(repeated)) if repeated else pc.is_valid(column)
+        keep.append(pc.and_(pc.and_(_usable(column), pc.not_equal(column, "Unspecified")), fresh))
+    return _row_lists(columns, keep)
+
+
+def _any(flags: list[pa.ChunkedArray]) -> pa.ChunkedArray:
+    result = flags[0]
+    for flag in flags[1:]:
+        result = pc.or_(result, flag)
+    return result
+
+
+def vehicle_types(crashes: pa.Table) -> pa.ListArray:
+    """The vehicle type codes of each crash, one per vehicle reported, in order."""
+    columns = [crashes[name] for name in VEHICLE_TYPE_COLUMNS]
+    return _row_lists(columns, [_usable(column) for column in columns])
+
+
+def null_outside(
+    table: pa.Table, bounds: dict[str, tuple[float, float]]
+) -> tuple[pa.Table, int]:
+    """Null the columns of `bounds` together on rows where one is null or out of its bounds.
+
+    Returns the table and the number of rows that lost a value.
+    """
+    outside = _any(
+        [
+            pc.invert(pc.and_(pc.greater_equal(table[n], lo), pc.less_equal(table[n], hi)))
+            .fill_null(True)
+            for n, (lo, hi) in bounds.items()
+        ]
+    )
+    had_value = _any([pc.is_valid(table[name]) for name in bounds])
+    nulled = pc.sum(pc.and_(outside, had_value)).as_py() or 0
+    for name in bounds:
+        field = table.schema.field(name)
+        column = pc.if_else(outside, pa.scalar(None, field.type), table[name])
+        table = table.set_column(table.schema.get_field_index(name), field, column)
+    return table, nulled
+
+
+def process_crashes(
+    crashes: pa.Table, persons: pa.Table, vehicles: pa.Table, findings: Counter[str]
+) -> pa.Table:
+    """A month of crashes with their time columns, per-crash counts of persons and vehicles rows
+    of the same month, lists of factors and vehicle types, and coordinates inside the city."""
+    table, findings["coordinates_nulled"] = null_outside(
+        crashes, {"latitude": NYC_LATITUDE, "longitude": NYC_LONGITUDE}
+    )
+    table = with_time_columns(table, findings)
+    injury = persons["person_injury"]
+    people = _count_per_crash(
+        table["collision_id"],
+        persons,
+        {"injured": pc.equal(injury, "Injured"), "killed": pc.equal(injury, "Killed")},
+    )
+    added = {
+        "person_count": people["rows"],
+        "persons_injured": people["injured"],
+        "persons_killed": people["killed"],
+        "vehicle_count": _count_per_crash(table["collision_id"], vehicles, {})["rows"],
+        "contributing_factors": contributing_factors(table),
+        "vehicle_types": vehicle_types(table),
+    }
+    for field in _CRASH_FIELDS:
+        table = table.append_column(field, added[field.name])
+    return _sorted("crashes", table)
+
+
+def process_persons(persons: pa.Table, findings: Counter[str]) -> pa.Table:
+    """A month of persons with their time columns, and ages outside 0-120 nulled."""
+    table, findings["ages_nulled"] = null_outside(persons, {"person_age": PERSON_AGE})
+    return _sorted("persons", with_time_columns(table, findings))
+
+
+def process_vehicles(vehicles: pa.Table, findings: Counter[str]) -> pa.Table:
+    """A month of vehicles with their time columns."""
+    return _sorted("vehicles", with_time_columns(vehicles, findings))
+
+
+def _sorted(name: str, table: pa.Table) -> pa.Table:
+    order = [("crash_date", "ascending"), (DATASETS[name].unique_key, "ascending")]
+    return table.sort_by(order).cast(SCHEMAS_PROCESSED[name])
