@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PARTITION ?= 2024-01-03
+# The last complete month; `make run MONTH=2025-06` picks another, `make run PARTITION=2025-06-01`
+# lands one raw day only.
+MONTH ?= $(shell date -d "$$(date +%Y-%m-01) -1 day" +%Y-%m)
+MONTH_END = $(shell date -d "$(MONTH)-01 +1 month -1 day" +%F)
+PARTITION ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: run dev test benchmark screenshots clean
@@ -13,11 +17,21 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-# Materialize one day of the three datasets from data.cityofnewyork.us into data/collisions_raw_data.
+# Land a whole month of the three datasets from data.cityofnewyork.us: its raw days in
+# data/collisions_raw_data (one ranged run), then its processed month in data/collisions_processed_data.
 run: $(BIN)/.installed
 	mkdir -p $(DAGSTER_HOME)
+ifneq ($(PARTITION),)
 	$(BIN)/dagster asset materialize -m nyc_collisions_dagster.definitions \
 		--select crashes,persons,vehicles --partition $(PARTITION)
+else
+	$(BIN)/dagster asset materialize -m nyc_collisions_dagster.definitions \
+		--select crashes,persons,vehicles --partition-range $(MONTH)-01...$(MONTH_END)
+	$(BIN)/dagster asset materialize -m nyc_collisions_dagster.definitions \
+		--select processed/crashes,processed/persons,processed/vehicles --partition $(MONTH)
+	$(BIN)/python -m nyc_collisions_dagster.lake \
+		"SELECT borough, count(*) AS crashes, sum(number_of_persons_injured) AS injured FROM crashes GROUP BY ALL ORDER BY 2 DESC"
+endif
 
 # The first time, the sample instance config (pool limit, run queue) becomes the local one.
 dev: $(BIN)/.installed

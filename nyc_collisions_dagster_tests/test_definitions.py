@@ -9,7 +9,7 @@ import dagster as dg
 import yaml
 
 from nyc_collisions_dagster.definitions import defs
-from nyc_collisions_dagster.partitions import daily_partitions
+from nyc_collisions_dagster.partitions import daily_partitions, monthly_partitions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATASET_IDS = {"crashes": "h9gi-nx95", "persons": "f55k-p6yu", "vehicles": "bm4k-52h4"}
@@ -27,6 +27,26 @@ def test_every_asset_is_daily_single_run_and_described() -> None:
         assert len(spec.metadata["dagster/column_schema"].columns) >= 21
 
 
+def test_processed_tables_are_monthly_single_run_and_depend_on_their_raw_days() -> None:
+    parents = {
+        "crashes": {"crashes", "persons", "vehicles"},
+        "persons": {"persons"},
+        "vehicles": {"vehicles"},
+    }
+    for name, raw in parents.items():
+        key = dg.AssetKey(["processed", name])
+        assets_def = defs.resolve_assets_def(key)
+        spec = assets_def.specs_by_key[key]
+        assert assets_def.partitions_def == monthly_partitions
+        assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()
+        assert spec.group_name == "collisions_processed_data"
+        assert {dep.asset_key.to_user_string() for dep in spec.deps} == raw
+        assert spec.automation_condition is not None
+    assert monthly_partitions.get_first_partition_key() == "2012-07"
+    sensor = defs.resolve_sensor_def("processed_automation_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
 def test_partitions_are_new_york_days_from_july_2012() -> None:
     keys = daily_partitions.get_partition_keys_in_range(
         dg.PartitionKeyRange("2012-07-01", "2012-07-03")
@@ -39,7 +59,8 @@ def test_partitions_are_new_york_days_from_july_2012() -> None:
 def test_jobs_schedules_and_resources_resolve_by_name() -> None:
     assert defs.resolve_job_def("daily_update_job")
     assert defs.resolve_schedule_def("daily_update_schedule")
-    assert set(defs.resources) >= {"socrata", "io_manager"}
+    assert defs.resolve_sensor_def("late_records_sensor")
+    assert set(defs.resources) >= {"socrata", "io_manager", "processed_lake"}
 
 
 def test_workspace_and_pyproject_point_at_the_definitions() -> None:

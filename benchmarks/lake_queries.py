@@ -1,0 +1,605 @@
+"""Lake benchmark: what the processed layer costs to build and what it saves readers, on moto S3.
+
+    python benchmarks/lake_queries.py           # 4 years (2020-2023) of all three datasets
+    python benchmarks/lake_queries.py --quick   # 3 months: a smoke test in about a minute
+    python benchmarks/lake_queries.py --help    # window and repetition options
+
+It starts moto S3 in server mode, lands the generated days of crashes, persons and vehicles as the
+raw layer does (typed Parquet, one file per dataset and day, month by month so memory stays
+small), then measures, each in its own process started through peak_rss.py:
+
+1. a plain read of every raw day file with pyarrow from 16 threads, as many as the build reads with;
+2. the processed build over the whole window with `dagster asset materialize`, as users run it;
+3. the processed build over 1 month and over 24 months, for peak RSS.
+
+Then three DuckDB questions, each over the raw and over the processed layer through
+`nyc_collisions_dagster.lake.connect`, in this process: one warm-up (whose answers are compared),
+then the best of a few timed runs, then one run with moto's request recorder on, which counts the
+S3 requests. A timed run opens the connection (listing the layer) and fetches the answer, as
+`python -m nyc_collisions_dagster.lake` does.
+
+Progress goes to stderr; the Markdown report, ready for the README, to stdout. Targets are
+reported, not asserted: the exit status is 0 unless a run failed.
+"""
+
+import argparse
+import calendar
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pyarrow as pa
+import pyarrow.compute as pc
+import requests
+
+import harness
+from nyc_collisions_dagster import lake
+from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.raw.schema import DROPPED_COLUMNS, SCHEMAS, TypingReport, to_typed
+from nyc_collisions_dagster.resources.storage import PartitionStore
+from report import Target
+
+# The test package is not installed (pyproject excludes it): its generator is found from the repo.
+sys.path.insert(0, str(harness.REPO))
+from nyc_collisions_dagster_tests.generator import FIELDS, Row, generate  # noqa: E402
+
+START = date(2020, 1, 1)  # persons and vehicles are complete from 2016-04 on
+# The generator's 600 crashes a day bring about 2,050 persons and 1,180 vehicles rows: the
+# persons-per-crash ratio is its own, so persons run above the issue's ~1,500 a day.
+CRASHES_PER_DAY = (500, 700)
+RSS_LONG_MONTHS = 24
+RAW_READ = harness.REPO / "benchmarks" / "raw_read.py"
+DEFINITIONS = ["-m", "nyc_collisions_dagster.definitions"]
+PROCESSED_SELECT = ",".join(f"processed/{name}" for name in DATASETS)
+LANDING_WRITERS = 8
+# Settings of the caller's shell that would steer a child run elsewhere.
+_CALLER_SETTINGS = ("DAGSTER_HOME", "COLLISIONS_STORAGE_URL", "COLLISIONS_PROCESSED_URL",
+                    "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN")
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the window -------------------------------------------------------------------------------
+
+
+def add_months(day: date, months: int) -> date:
+    years, month = divmod(day.month - 1 + months, 12)
+    return day.replace(year=day.year + years, month=month + 1)
+
+
+def month_key(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def month_days(first: date) -> list[date]:
+    return [first.replace(day=d) for d in range(1, calendar.monthrange(first.year, first.month)[1] + 1)]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Whole months from `start`: the raw days landed and the processed partitions built."""
+
+    start: date
+    months: int
+
+    @property
+    def end(self) -> date:
+        return add_months(self.start, self.months)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    def firsts(self) -> list[date]:
+        return [add_months(self.start, n) for n in range(self.months)]
+
+    def prefix(self, months: int) -> "Window":
+        return Window(self.start, months)
+
+
+# --- moto and its request recorder --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Requests:
+    """What S3 was asked. `gets` counts every GET, listings included, as S3 bills them."""
+
+    gets: int
+    lists: int
+    heads: int
+    objects: int  # distinct objects read by a GetObject
+    unparsed: int  # recorder lines that could not be read (concurrent appends)
+
+
+class Moto:
+    """moto S3 in server mode, in its own process group, with its request recorder in a file."""
+
+    def __init__(self, live: harness.Processes, scratch: Path) -> None:
+        self.recording = scratch / "moto_recording.jsonl"
+        port = harness.free_port()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "MOTO_RECORDER_FILEPATH": str(self.recording)}
+        live.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                   env, "moto")
+        self._wait()
+
+    def aws_env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": self.endpoint,
+        }
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{self.endpoint}/moto-api/", timeout=1)
+                return
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise harness.ChildFailed("moto did not answer in 30 s") from None
+                time.sleep(0.1)
+
+    def _recorder(self, action: str) -> None:
+        requests.post(f"{self.endpoint}/moto-api/recorder/{action}", timeout=30).raise_for_status()
+
+    @contextmanager
+    def counting(self) -> Iterator[list[S3Requests]]:
+        """Record the requests made inside the block; the list holds their count afterwards.
+
+        Recording appends a line per request to a file in moto, so it is on only for this block,
+        never while a run is timed.
+        """
+        self._recorder("reset-recording")
+        self._recorder("start-recording")
+        counted: list[S3Requests] = []
+        try:
+            yield counted
+        finally:
+            self._recorder("stop-recording")
+        counted.append(count_requests(self.recording.read_text().splitlines()))
+
+
+def count_requests(lines: Sequence[str]) -> S3Requests:
+    methods: Counter[str] = Counter()
+    objects: set[str] = set()
+    unparsed = 0
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            unparsed += 1
+            continue
+        url = urlsplit(entry["url"])
+        method = entry["method"]
+        # Path-style addressing (/bucket/key): a GET of the bucket alone is a listing.
+        has_key = "/" in url.path.strip("/")
+        if method == "GET" and (not has_key or "list-type" in parse_qs(url.query)):
+            methods["LIST"] += 1
+        elif method == "GET":
+            objects.add(url.path)
+        methods[method] += 1
+    return S3Requests(methods["GET"], methods["LIST"], methods["HEAD"], len(objects), unparsed)
+
+
+# --- landing the raw layer ----------------------------------------------------------------------
+
+
+def typed(name: str, rows: list[Row]) -> pa.Table:
+    """The generator's text rows as the raw layer stores them: typed, `location` dropped."""
+    text = {
+        field: pa.array([row[i] for row in rows], pa.string())
+        for i, field in enumerate(FIELDS[name])
+        if field not in DROPPED_COLUMNS
+    }
+    return to_typed(pa.table(text), SCHEMAS[name], TypingReport())
+
+
+def day_tables(table: pa.Table, days: list[date]) -> Iterator[tuple[str, pa.Table]]:
+    """Every day of the month, a quiet one included (the raw layer writes it with zero rows)."""
+    for day in days:
+        yield day.isoformat(), table.filter(pc.equal(table["crash_date"], pa.scalar(day)))
+
+
+def land_raw(url: str, window: Window) -> dict[str, dict[str, int]]:
+    """Generate and upload the window month by month; rows landed by month and dataset.
+
+    A month is generated while the previous one uploads, so at most two are in memory.
+    """
+    stores = {name: PartitionStore(url, name) for name in DATASETS}
+    landed: dict[str, dict[str, int]] = {}
+    with ThreadPoolExecutor(LANDING_WRITERS) as pool:
+        uploading: list[Future[None]] = []
+        for first in window.firsts():
+            generated = generate(first, add_months(first, 1), crashes_per_day=CRASHES_PER_DAY)
+            tables = {name: typed(name, generated.pop(name)) for name in DATASETS}
+            for future in uploading:
+                future.result()
+            uploading = [
+                pool.submit(stores[name].write, day, table)
+                for name, month in tables.items()
+                for day, table in day_tables(month, month_days(first))
+            ]
+            landed[month_key(first)] = {name: t.num_rows for name, t in tables.items()}
+        for future in uploading:
+            future.result()
+    return landed
+
+
+def rows_in(landed: dict[str, dict[str, int]], window: Window) -> dict[str, int]:
+    months = {month_key(first) for first in window.firsts()}
+    return {name: sum(landed[m][name] for m in months) for name in DATASETS}
+
+
+# --- measured children --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    months: int
+    wall: float
+    rss_mb: float
+    check: str
+
+
+@dataclass(frozen=True)
+class Bench:
+    live: harness.Processes
+    env: dict[str, str]  # the child environment: AWS pointing at moto, nothing from the caller
+    scratch: Path
+    root: str  # s3://bucket/prefix of this benchmark
+    raw_url: str
+    landed: dict[str, dict[str, int]]
+
+
+def checked(expected: dict[str, int], found: dict[str, int]) -> str:
+    wrong = [f"{name} {found[name]:,} (expected {n:,})" for name, n in expected.items()
+             if found.get(name) != n]
+    return "ok" if not wrong else "rows differ: " + ", ".join(wrong)
+
+
+def run_raw_read(bench: Bench, window: Window) -> Run:
+    last = window.end - timedelta(days=1)
+    cmd = [sys.executable, str(RAW_READ), bench.raw_url, str(window.start), str(last)]
+    measured = bench.live.measure(cmd, bench.env, "raw-read")
+    told = json.loads(measured.stdout.splitlines()[-1])
+    check = checked(rows_in(bench.landed, window), told["rows"])
+    return Run(f"plain read of the raw day files ({told['files']:,} files, pyarrow, "
+               f"{16} threads)", window.months, measured.wall, measured.peak_rss_mb, check)
+
+
+def materialize_cmd(window: Window) -> list[str]:
+    first, last = month_key(window.start), month_key(add_months(window.end, -1))
+    partitions = ["--partition", first] if first == last else ["--partition-range",
+                                                               f"{first}...{last}"]
+    return [sys.executable, "-m", "dagster", "asset", "materialize", *DEFINITIONS,
+            "--select", PROCESSED_SELECT, *partitions]
+
+
+def run_build(bench: Bench, window: Window) -> tuple[Run, str]:
+    """The processed build of the window into a fresh DAGSTER_HOME and prefix; (run, its URL)."""
+    name = f"build-{window.months}m-{uuid.uuid4().hex[:6]}"
+    home = harness.fresh_dagster_home(bench.scratch / name)
+    url = f"{bench.root}/{name}/collisions_processed_data"
+    env = {**bench.env, "DAGSTER_HOME": str(home), "COLLISIONS_STORAGE_URL": bench.raw_url,
+           "COLLISIONS_PROCESSED_URL": url}
+    measured = bench.live.measure(materialize_cmd(window), env, name)
+    return Run(f"processed build, `dagster asset materialize` ({window.months} months)",
+               window.months, measured.wall, measured.peak_rss_mb,
+               check_build(bench, window, url)), url
+
+
+def check_build(bench: Bench, window: Window, url: str) -> str:
+    """One file per month and dataset, holding exactly the raw rows of those months."""
+    prefix = url.removeprefix(f"s3://{harness.BUCKET}/")
+    found = {name: harness.parquet_objects(f"{prefix}/{name}") for name in DATASETS}
+    files = [f"{name} {objects}" for name, (objects, _) in found.items()
+             if objects != window.months]
+    if files:
+        return f"expected {window.months} files each, found " + ", ".join(files)
+    return checked(rows_in(bench.landed, window), {n: rows for n, (_, rows) in found.items()})
+
+
+# --- queries ------------------------------------------------------------------------------------
+
+# Bands end at 120: the processed layer nulls ages outside 0-120, so both layers put those rows
+# in 'unknown' and the answers can be compared.
+_AGE_BAND = """CASE WHEN p.person_age BETWEEN 0 AND 17 THEN '0-17'
+    WHEN p.person_age BETWEEN 18 AND 34 THEN '18-34'
+    WHEN p.person_age BETWEEN 35 AND 64 THEN '35-64'
+    WHEN p.person_age BETWEEN 65 AND 120 THEN '65-120' ELSE 'unknown' END"""
+_PERSONS_BY_AGE = f"""SELECT c.borough, {_AGE_BAND} AS age_band, p.person_injury,
+    count(*) AS persons
+FROM persons p LEFT JOIN crashes c ON c.collision_id = p.collision_id
+GROUP BY ALL ORDER BY ALL"""
+_ZIP = "11207"
+_ZIP_COLUMNS = """collision_id, crash_date, crash_time, on_street_name, off_street_name,
+    number_of_persons_injured, number_of_persons_killed"""
+
+
+@dataclass(frozen=True)
+class Query:
+    key: str
+    title: str
+    raw: str
+    processed: str
+    speedup_target: float
+
+
+def queries(month: date) -> list[Query]:
+    following = add_months(month, 1)
+    return [
+        Query("a", "injuries by borough and year",
+              """SELECT borough, year(crash_date) AS year, count(*) AS crashes,
+                    sum(number_of_persons_injured) AS injured,
+                    sum(number_of_persons_killed) AS killed
+                 FROM crashes GROUP BY ALL ORDER BY ALL""",
+              # `year` is the Hive folder's: known from the path, read from no file.
+              """SELECT borough, year, count(*) AS crashes,
+                    sum(number_of_persons_injured) AS injured,
+                    sum(number_of_persons_killed) AS killed
+                 FROM crashes GROUP BY ALL ORDER BY ALL""",
+              20),
+        Query("b", "persons by age band and injury, with the crash's borough",
+              _PERSONS_BY_AGE, _PERSONS_BY_AGE, 20),
+        Query("c", f"crashes of {month_key(month)} in ZIP {_ZIP}",
+              f"""SELECT {_ZIP_COLUMNS} FROM crashes
+                  WHERE crash_date >= DATE '{month}' AND crash_date < DATE '{following}'
+                    AND zip_code = '{_ZIP}' ORDER BY collision_id""",
+              # Filters on the Hive columns, which prune the other months' files unopened.
+              f"""SELECT {_ZIP_COLUMNS} FROM crashes
+                  WHERE year = {month.year} AND month = {month.month}
+                    AND zip_code = '{_ZIP}' ORDER BY collision_id""",
+              10),
+    ]
+
+
+def ask(layer: str, url: str, sql: str) -> list[tuple]:
+    """A question as a user asks it: connect (which lists the layer), run, fetch every row."""
+    connection = lake.connect(layer, url)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+@dataclass(frozen=True)
+class Timing:
+    seconds: float
+    requests: S3Requests
+    rows: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    query: Query
+    raw: Timing
+    processed: Timing
+    same: bool
+
+
+def measure_query(moto: Moto, query: Query, urls: dict[str, str], repeats: int) -> Answer:
+    """Warm-up (answers kept), then raw and processed timed in turns, then one counted run each."""
+    sql = {"raw": query.raw, "processed": query.processed}
+    answers = {layer: ask(layer, urls[layer], sql[layer]) for layer in sql}
+    best = dict.fromkeys(sql, float("inf"))
+    for _ in range(repeats):
+        for layer in sql:
+            started = time.perf_counter()
+            ask(layer, urls[layer], sql[layer])
+            best[layer] = min(best[layer], time.perf_counter() - started)
+    counts: dict[str, S3Requests] = {}
+    for layer in sql:
+        with moto.counting() as counted:
+            ask(layer, urls[layer], sql[layer])
+        counts[layer] = counted[0]
+    timings = {layer: Timing(best[layer], counts[layer], len(answers[layer])) for layer in sql}
+    return Answer(query, timings["raw"], timings["processed"],
+                  answers["raw"] == answers["processed"] and bool(answers["raw"]))
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return None if numerator is None or not denominator else numerator / denominator
+
+
+def build_targets(runs: dict[str, Run | None], long_months: int) -> list[Target]:
+    def get(key: str, attr: str) -> float | None:
+        run = runs.get(key)
+        return None if run is None else getattr(run, attr)
+
+    return [
+        Target("processed build wall ÷ plain read of the raw files",
+               ratio(get("build", "wall"), get("read", "wall")), "≤", 2),
+        Target(f"processed build peak RSS, {long_months} months ÷ 1 month",
+               ratio(get("long", "rss_mb"), get("month", "rss_mb")), "≤", 1.3),
+    ]
+
+
+def query_targets(answers: list[Answer]) -> list[Target]:
+    goals = []
+    for a in answers:
+        goals.append(Target(f"({a.query.key}) raw ÷ processed wall",
+                            ratio(a.raw.seconds, a.processed.seconds), "≥", a.query.speedup_target))
+    for a in answers:
+        goals.append(Target(f"({a.query.key}) raw ÷ processed S3 GETs",
+                            ratio(a.raw.requests.gets, a.processed.requests.gets), "≥", 20))
+    return goals
+
+
+def markdown(context: list[str], runs: dict[str, Run | None], answers: list[Answer],
+             goals: list[Target]) -> str:
+    lines = ["## Processed layer benchmark", "", *context, "",
+             "| build run | months | wall s | peak RSS MB | check |", "|---|--:|--:|--:|---|"]
+    for run in runs.values():
+        if run is not None:
+            lines.append(f"| {run.label} | {run.months} | {run.wall:.1f} | {run.rss_mb:,.0f} | "
+                         f"{run.check} |")
+    lines += ["", "| query | rows | raw s | processed s | speed-up | raw GETs (LIST) | "
+              "processed GETs (LIST) | fewer GETs | raw / processed objects read | "
+              "HEADs raw / processed | answers |",
+              "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    for a in answers:
+        raw, processed = a.raw.requests, a.processed.requests
+        lines.append(
+            f"| ({a.query.key}) {a.query.title} | {a.raw.rows:,} | {a.raw.seconds:.2f} | "
+            f"{a.processed.seconds:.3f} | {a.raw.seconds / a.processed.seconds:.1f}× | "
+            f"{raw.gets:,} ({raw.lists}) | {processed.gets:,} ({processed.lists}) | "
+            f"{ratio(raw.gets, processed.gets) or 0:.1f}× | {raw.objects:,} / "
+            f"{processed.objects:,} | {raw.heads} / {processed.heads} | "
+            f"{'ok' if a.same else 'MISMATCH'} |")
+    lines += ["", "| target | value | limit | |", "|---|--:|--:|---|"]
+    for goal in goals:
+        value = "n/a" if goal.value is None else f"{goal.value:.2f}"
+        lines.append(f"| {goal.figure} | {value} | {goal.op} {goal.limit:g} | {goal.mark} |")
+    return "\n".join(lines)
+
+
+# --- the benchmark ------------------------------------------------------------------------------
+
+
+def attempt(label: str, run: Callable[[], Run]) -> Run | None:
+    progress(f"... {label}")
+    try:
+        result = run()
+    except harness.ChildFailed as exc:
+        progress(str(exc))
+        return None
+    progress(f"    {result.wall:.1f} s, {result.rss_mb:.0f} MB peak RSS, check {result.check}")
+    return result
+
+
+def measure_builds(bench: Bench, window: Window) -> tuple[dict[str, Run | None], str | None]:
+    """Plain read, full build, then the 1-month and long builds; (runs, the full build's URL)."""
+    built: list[str] = []
+
+    def full() -> Run:
+        run, url = run_build(bench, window)
+        built.append(url)
+        return run
+
+    runs = {
+        "read": attempt("plain read of the raw layer", lambda: run_raw_read(bench, window)),
+        "build": attempt(f"processed build, {window.months} months", full),
+        "month": attempt("processed build, 1 month",
+                         lambda: run_build(bench, window.prefix(1))[0]),
+    }
+    long_months = min(RSS_LONG_MONTHS, window.months)
+    if long_months == window.months:  # the full build is the long run: no need to repeat it
+        runs["long"] = runs["build"]
+    else:
+        runs["long"] = attempt(f"processed build, {long_months} months",
+                               lambda: run_build(bench, window.prefix(long_months))[0])
+    return runs, (built[0] if built else None)
+
+
+def measure_queries(moto: Moto, window: Window, urls: dict[str, str],
+                    repeats: int) -> list[Answer]:
+    month = add_months(window.start, window.months // 2)  # a month in the middle of the window
+    answers = []
+    for query in queries(month):
+        progress(f"... query ({query.key}) {query.title}")
+        answer = measure_query(moto, query, urls, repeats)
+        progress(f"    raw {answer.raw.seconds:.2f} s, {answer.raw.requests.gets:,} GETs; "
+                 f"processed {answer.processed.seconds:.3f} s, "
+                 f"{answer.processed.requests.gets:,} GETs; "
+                 f"answers {'ok' if answer.same else 'MISMATCH'}")
+        answers.append(answer)
+    return answers
+
+
+def per_day(landed: dict[str, dict[str, int]], window: Window) -> str:
+    rows = rows_in(landed, window)
+    return ", ".join(f"{name} {rows[name]:,} ({rows[name] / window.days:,.0f} a day)"
+                     for name in DATASETS)
+
+
+def benchmark(args: argparse.Namespace, scratch: Path) -> str:
+    window = Window(START, 3 if args.quick else args.months)
+    started = time.perf_counter()
+    with harness.Processes(scratch) as live:
+        moto = Moto(live, scratch)
+        os.environ.update(moto.aws_env())  # lake.connect and the checks read S3 from here
+        boto3.client("s3").create_bucket(Bucket=harness.BUCKET)
+        root = f"s3://{harness.BUCKET}/lake-{uuid.uuid4().hex[:8]}"
+        raw_url = f"{root}/collisions_raw_data"
+        progress(f"landing {window.days:,} raw days of three datasets on moto S3")
+        landing = time.perf_counter()
+        landed = land_raw(raw_url, window)
+        progress(f"    {time.perf_counter() - landing:.0f} s: {per_day(landed, window)}")
+        env = {name: value for name, value in os.environ.items() if name not in _CALLER_SETTINGS}
+        bench = Bench(live, env, scratch, root, raw_url, landed)
+        runs, processed_url = measure_builds(bench, window)
+        if processed_url is None:
+            raise harness.ChildFailed("the processed build failed: no queries to measure")
+        answers = measure_queries(moto, window, {"raw": raw_url, "processed": processed_url},
+                                  args.repeats)
+    long_months = min(RSS_LONG_MONTHS, window.months)
+    last = window.end - timedelta(days=1)
+    context = [
+        f"{window.start} to {last}: {window.days:,} raw days, {window.months} processed months. "
+        f"Rows: {per_day(landed, window)}. moto S3 in server mode on loopback, "
+        f"{os.cpu_count()} cores. `python benchmarks/lake_queries.py"
+        f"{' --quick' if args.quick else ''}`, {time.perf_counter() - started:.0f} s in all.",
+        "",
+        "Build wall times include each command's start-up; peak RSS is each run's own process "
+        "tree. Query times are the best of "
+        f"{args.repeats} after a warm-up, each opening a `lake.connect` connection (which lists "
+        "the layer) and fetching the whole answer. S3 requests are counted by moto's recorder "
+        "in one more run; GETs include listings.",
+    ]
+    if args.quick:
+        context.append("")
+        context.append("`--quick` is a smoke test: over a few months the raw layer has few "
+                       "files, so its targets are not expected to pass.")
+    return markdown(context, runs, answers,
+                    build_targets(runs, long_months) + query_targets(answers))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 months: a smoke test")
+    parser.add_argument("--months", type=int, default=48, help="months from 2020-01 (default 48)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each query")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    # Ctrl-C and SIGTERM unwind, so every child group is stopped and the scratch dir removed.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
+    with tempfile.TemporaryDirectory(prefix="lake-queries-") as scratch:
+        try:
+            print(benchmark(args, Path(scratch)), flush=True)
+        except KeyboardInterrupt:
+            progress("interrupted: moto and runs stopped")
+            return 130
+        except harness.ChildFailed as exc:
+            progress(str(exc))
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
