@@ -17,7 +17,6 @@ from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 from nyc_collisions_dagster.resources.storage import PartitionStore
 
-
 # Folder names are zero-padded (month=01), which DuckDB would otherwise read as text.
 _HIVE_SCHEMA = pa.schema([("year", pa.int32()), ("month", pa.int32())])
 _HIVE_TYPES_SQL = "{'year': INTEGER, 'month': INTEGER}"

@@ -7,9 +7,9 @@ Run ``python -m nyc_collisions_dagster_tests.soda_server --help`` for the stand-
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
-import gzip
 import random
 import re
 import signal

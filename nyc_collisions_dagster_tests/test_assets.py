@@ -10,13 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nyc_collisions_dagster.raw.assets import collision_assets, crashes
 from nyc_collisions_dagster.partitions import daily_partitions
+from nyc_collisions_dagster.raw.assets import collision_assets, crashes
+from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster.raw.schema import SCHEMAS
-from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
 from nyc_collisions_dagster_tests.generator import drop_field, generate, to_api_dict
+from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
 
 FIRST = date(2024, 1, 1)
 

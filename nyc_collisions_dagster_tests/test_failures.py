@@ -1,8 +1,8 @@
 """Nothing is lost under faults: retries, atomic files, idempotent re-runs, clear failures."""
 
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -11,8 +11,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from nyc_collisions_dagster.raw.assets import collision_assets, crashes
 from nyc_collisions_dagster.partitions import daily_partitions
+from nyc_collisions_dagster.raw.assets import collision_assets, crashes
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.generator import to_api_dict

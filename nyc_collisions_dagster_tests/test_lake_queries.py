@@ -13,9 +13,9 @@ import pyarrow.fs as pa_fs
 import pytest
 
 from nyc_collisions_dagster.raw.assets import crashes
+from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster_tests.generator import FIELDS, Row, generate
 from nyc_collisions_dagster_tests.soda_server import SodaServer
 

@@ -1,4 +1,4 @@
-"""The processed months hold exactly their raw days with the rules applied, and refuse partial input."""
+"""Processed months hold exactly their raw days with the rules applied, and refuse partial input."""
 
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -44,11 +44,17 @@ def built(month_server, tmp_path_factory) -> tuple[dg.ExecuteInProcessResult, Pa
     }
     instance = dg.DagsterInstance.ephemeral()
     raw = dg.materialize(
-        collision_assets, resources=resources, instance=instance, tags=_range("2024-02-01", "2024-04-30")
+        collision_assets,
+        resources=resources,
+        instance=instance,
+        tags=_range("2024-02-01", "2024-04-30"),
     )
     assert raw.success
     result = dg.materialize(
-        [processed_tables], resources=resources, instance=instance, tags=_range("2024-02", "2024-04")
+        [processed_tables],
+        resources=resources,
+        instance=instance,
+        tags=_range("2024-02", "2024-04"),
     )
     return result, root / "processed"
 
@@ -94,15 +100,18 @@ def test_one_run_records_each_month_with_its_figures(built) -> None:
         for e in result.get_asset_check_evaluations()
     }
     assert len(checks) == 7 and all(c.passed for c in checks.values()), checks
-    assert checks[("processed/crashes", "row_count_matches_raw")].metadata[
-        "months_checked"
-    ].value == 3
+    assert (
+        checks[("processed/crashes", "row_count_matches_raw")].metadata["months_checked"].value == 3
+    )
 
 
 def test_a_month_with_raw_days_missing_fails_before_writing(both_layers, tmp_path) -> None:
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize(
-        collision_assets, resources=both_layers, instance=instance, tags=_range("2024-02-01", "2024-02-27")
+        collision_assets,
+        resources=both_layers,
+        instance=instance,
+        tags=_range("2024-02-01", "2024-02-27"),
     ).success
     result = dg.materialize(
         [processed_tables],
@@ -118,14 +127,18 @@ def test_a_month_with_raw_days_missing_fails_before_writing(both_layers, tmp_pat
     assert not (tmp_path / "collisions_processed_data").exists()
 
 
-def test_an_empty_month_and_its_crashes_without_persons(make_soda_server, month_rows, tmp_path) -> None:
+def test_an_empty_month_and_its_crashes_without_persons(
+    make_soda_server, month_rows, tmp_path
+) -> None:
     server = make_soda_server({"crashes": month_rows["crashes"], "persons": [], "vehicles": []})
     resources = {
         "socrata": SocrataResource(domain=server.url),
         "io_manager": ParquetIOManager(storage_url=str(tmp_path / "raw")),
         "processed_lake": ProcessedLake(storage_url=str(tmp_path / "processed")),
     }
-    assert dg.materialize(collision_assets, resources=resources, tags=_range("2024-04-01", "2024-04-30")).success
+    assert dg.materialize(
+        collision_assets, resources=resources, tags=_range("2024-04-01", "2024-04-30")
+    ).success
     result = dg.materialize([processed_tables], resources=resources, partition_key="2024-04")
     assert result.success
     for name in ("persons", "vehicles"):
@@ -140,7 +153,9 @@ def test_an_empty_month_and_its_crashes_without_persons(make_soda_server, month_
     assert "2024-04" in warning.description
 
 
-def test_a_crash_left_on_its_old_day_fails_the_unique_check(make_soda_server, month_rows, tmp_path) -> None:
+def test_a_crash_left_on_its_old_day_fails_the_unique_check(
+    make_soda_server, month_rows, tmp_path
+) -> None:
     crashes = [r for r in month_rows["crashes"] if r[0].startswith("2024-02")]
     server = make_soda_server({"crashes": crashes, "persons": [], "vehicles": []})
     resources = {
@@ -148,15 +163,24 @@ def test_a_crash_left_on_its_old_day_fails_the_unique_check(make_soda_server, mo
         "io_manager": ParquetIOManager(storage_url=str(tmp_path / "raw")),
         "processed_lake": ProcessedLake(storage_url=str(tmp_path / "processed")),
     }
-    assert dg.materialize(collision_assets, resources=resources, tags=_range("2024-02-01", "2024-02-29")).success
+    assert dg.materialize(
+        collision_assets, resources=resources, tags=_range("2024-02-01", "2024-02-29")
+    ).success
     # Upstream corrects a crash's date; only its new day is fetched again, so the old day's file
     # still holds it.
     server.upsert("crashes", [("2024-02-20T00:00:00.000", *crashes[0][1:])])
-    assert dg.materialize(collision_assets[:1], resources=resources, partition_key="2024-02-20").success
+    assert dg.materialize(
+        collision_assets[:1], resources=resources, partition_key="2024-02-20"
+    ).success
     result = dg.materialize(
-        [processed_tables], resources=resources, partition_key="2024-02", selection=[processed_key("crashes")]
+        [processed_tables],
+        resources=resources,
+        partition_key="2024-02",
+        selection=[processed_key("crashes")],
     )
-    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "unique_key_is_unique"]
+    [check] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "unique_key_is_unique"
+    ]
     assert not check.passed and "2024-02" in check.description
     assert check.metadata["duplicate_keys"].value == 1
 

@@ -1,4 +1,4 @@
-"""Declarative automation rebuilds exactly the months whose raw days changed, old months included."""
+"""Declarative automation rebuilds exactly the months whose raw days changed, old ones too."""
 
 import dagster as dg
 

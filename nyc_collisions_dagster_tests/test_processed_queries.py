@@ -1,4 +1,4 @@
-"""The processed layer as users reach it: built by the CLI, queried with one command, local or S3."""
+"""The processed layer as users reach it: built by the CLI, queried in one command, local or S3."""
 
 import os
 import subprocess
@@ -18,8 +18,10 @@ from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.conftest import BUCKET
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
-FEBRUARY = {"dagster/asset_partition_range_start": "2024-02-01",
-            "dagster/asset_partition_range_end": "2024-02-29"}
+FEBRUARY = {
+    "dagster/asset_partition_range_start": "2024-02-01",
+    "dagster/asset_partition_range_end": "2024-02-29",
+}
 INJURED_BY_BOROUGH = (
     "SELECT borough, sum(persons_injured) AS injured FROM crashes "
     "WHERE year = 2024 AND month = 2 GROUP BY ALL ORDER BY borough NULLS LAST"
@@ -57,38 +59,63 @@ def test_cli_build_and_queries_on_s3(month_server, aws_env, tmp_path, monkeypatc
         "DAGSTER_HOME": str(home),
     }
     build = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "nyc_collisions_dagster.definitions",
-         "--select", "processed/crashes,processed/persons,processed/vehicles",
-         "--partition", "2024-02"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            DAGSTER,
+            "asset",
+            "materialize",
+            "-m",
+            "nyc_collisions_dagster.definitions",
+            "--select",
+            "processed/crashes,processed/persons,processed/vehicles",
+            "--partition",
+            "2024-02",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert build.returncode == 0, build.stderr[-3000:]
-    keys = {o["Key"].removeprefix(f"{tmp_path.name}/collisions_processed_data/")
-            for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{tmp_path.name}/")["Contents"]
-            if "processed" in o["Key"]}
-    assert keys == {f"{n}/year=2024/month=02/2024-02.parquet" for n in ("crashes", "persons", "vehicles")}
+    keys = {
+        o["Key"].removeprefix(f"{tmp_path.name}/collisions_processed_data/")
+        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{tmp_path.name}/")["Contents"]
+        if "processed" in o["Key"]
+    }
+    assert keys == {
+        f"{n}/year=2024/month=02/2024-02.parquet" for n in ("crashes", "persons", "vehicles")
+    }
 
     local_copy = tmp_path / "crashes.parquet"
-    s3.download_file(BUCKET, f"{tmp_path.name}/collisions_processed_data/{next(iter(sorted(keys)))}",
-                     str(local_copy))
+    s3.download_file(
+        BUCKET,
+        f"{tmp_path.name}/collisions_processed_data/{next(iter(sorted(keys)))}",
+        str(local_copy),
+    )
     expected = _expected_injured_by_borough(local_copy)
     monkeypatch.setenv("COLLISIONS_PROCESSED_URL", processed_url)
     assert lake.connect().sql(INJURED_BY_BOROUGH).fetchall() == expected
     printed = subprocess.run(
         [sys.executable, "-m", "nyc_collisions_dagster.lake", INJURED_BY_BOROUGH],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert printed.returncode == 0, printed.stderr
     for borough, injured in expected:
-        assert any(str(borough or "NULL") in line and str(injured) in line
-                   for line in printed.stdout.splitlines()), printed.stdout
+        assert any(
+            str(borough or "NULL") in line and str(injured) in line
+            for line in printed.stdout.splitlines()
+        ), printed.stdout
 
 
 def test_local_queries_prune_by_year_and_month_and_join_the_tables(month_server, tmp_path) -> None:
     raw_url, processed_url = str(tmp_path / "raw"), str(tmp_path / "processed")
     _land_raw(month_server.url, raw_url)
-    resources = {"io_manager": ParquetIOManager(storage_url=raw_url),
-                 "processed_lake": ProcessedLake(storage_url=processed_url)}
+    resources = {
+        "io_manager": ParquetIOManager(storage_url=raw_url),
+        "processed_lake": ProcessedLake(storage_url=processed_url),
+    }
     assert dg.materialize([processed_tables], resources=resources, partition_key="2024-02").success
     # A foreign, unreadable file in another month: a query that prunes by month never opens it.
     stray = tmp_path / "processed" / "crashes" / "year=2024" / "month=03"
@@ -96,14 +123,19 @@ def test_local_queries_prune_by_year_and_month_and_join_the_tables(month_server,
     (stray / "2024-03.parquet").write_bytes(b"not parquet")
     connection = lake.connect(url=processed_url)
     crashes_file = tmp_path / "processed" / "crashes" / "year=2024" / "month=02" / "2024-02.parquet"
-    assert connection.sql(INJURED_BY_BOROUGH).fetchall() == _expected_injured_by_borough(crashes_file)
+    assert connection.sql(INJURED_BY_BOROUGH).fetchall() == _expected_injured_by_borough(
+        crashes_file
+    )
     with pytest.raises(Exception, match="2024-03.parquet"):
         connection.sql("SELECT count(*) FROM crashes").fetchall()
     [(people, linked)] = connection.sql(
         "SELECT count(*), count(c.collision_id) FROM persons p LEFT JOIN crashes c "
         "ON c.collision_id = p.collision_id AND c.month = 2 WHERE p.month = 2"
     ).fetchall()
-    assert people == pq.read_metadata(
-        tmp_path / "processed" / "persons" / "year=2024" / "month=02" / "2024-02.parquet"
-    ).num_rows
+    assert (
+        people
+        == pq.read_metadata(
+            tmp_path / "processed" / "persons" / "year=2024" / "month=02" / "2024-02.parquet"
+        ).num_rows
+    )
     assert linked == people  # the generator links every person to a crash of the same day

@@ -21,7 +21,9 @@ def _instants(days: list[date], times: list[str | None]) -> tuple[list[str | Non
     result, unreadable = crash_datetime(
         pa.chunked_array([days], pa.date32()), pa.chunked_array([times], pa.string())
     )
-    utc = [None if v is None else v.astimezone(timezone.utc).isoformat() for v in result.to_pylist()]
+    utc = [
+        None if v is None else v.astimezone(timezone.utc).isoformat() for v in result.to_pylist()
+    ]
     return utc, unreadable
 
 
@@ -53,11 +55,28 @@ def test_unreadable_times_are_null_and_counted_but_missing_ones_are_not() -> Non
 
 
 def test_time_columns_keep_the_day_when_the_time_is_unreadable() -> None:
-    persons = _table("persons", [{"unique_id": 1, "collision_id": 9, "crash_date": date(2024, 3, 10), "crash_time": "2:30"},
-                                 {"unique_id": 2, "collision_id": 9, "crash_date": date(2024, 3, 3), "crash_time": "24:00"}])
+    persons = _table(
+        "persons",
+        [
+            {
+                "unique_id": 1,
+                "collision_id": 9,
+                "crash_date": date(2024, 3, 10),
+                "crash_time": "2:30",
+            },
+            {
+                "unique_id": 2,
+                "collision_id": 9,
+                "crash_date": date(2024, 3, 3),
+                "crash_time": "24:00",
+            },
+        ],
+    )
     findings: Counter[str] = Counter()
     rows = process_persons(persons, findings).to_pylist()
-    parts = [tuple(r[f"crash_{p}"] for p in ("year", "month", "day", "hour", "minute")) for r in rows]
+    parts = [
+        tuple(r[f"crash_{p}"] for p in ("year", "month", "day", "hour", "minute")) for r in rows
+    ]
     assert parts == [(2024, 3, 3, None, None), (2024, 3, 10, 3, 30)]  # sorted by crash_date
     assert findings["unreadable_times"] == 1
 
@@ -106,10 +125,18 @@ def test_crashes_count_their_persons_and_vehicles_rows() -> None:
         [{"unique_id": i, "collision_id": 1, "person_injury": v} for i, v in enumerate(injuries)]
         + [{"unique_id": 9, "collision_id": None, "person_injury": "Injured"}],
     )
-    vehicles = _table("vehicles", [{"unique_id": 5, "collision_id": 2}, {"unique_id": 6, "collision_id": 2}])
+    vehicles = _table(
+        "vehicles", [{"unique_id": 5, "collision_id": 2}, {"unique_id": 6, "collision_id": 2}]
+    )
     rows = process_crashes(crashes, persons, vehicles, Counter()).to_pylist()
     counts = [
-        (r["collision_id"], r["person_count"], r["persons_injured"], r["persons_killed"], r["vehicle_count"])
+        (
+            r["collision_id"],
+            r["person_count"],
+            r["persons_injured"],
+            r["persons_killed"],
+            r["vehicle_count"],
+        )
         for r in rows
     ]
     assert counts == [(1, 5, 2, 1, 0), (2, 0, 0, 0, 2)]
@@ -122,13 +149,17 @@ def test_points_outside_the_city_and_impossible_ages_become_null_and_are_counted
             "longitude": [-74.006, 0.0, -80.0, -74.0, -73.9, None],
         }
     )
-    kept, nulled = null_outside(points, {"latitude": (40.477399, 40.917577), "longitude": (-74.25909, -73.700272)})
+    kept, nulled = null_outside(
+        points, {"latitude": (40.477399, 40.917577), "longitude": (-74.25909, -73.700272)}
+    )
     assert kept.to_pylist()[0] == {"latitude": 40.7128, "longitude": -74.006}
     assert all(r == {"latitude": None, "longitude": None} for r in kept.to_pylist()[1:])
     assert nulled == 4  # the row that was already empty is not counted
-    persons = _table("persons", [{"unique_id": i, "person_age": age} for i, age in enumerate([0, 120, -1, 121, 35, None])])
+    persons = _table(
+        "persons",
+        [{"unique_id": i, "person_age": age} for i, age in enumerate([0, 120, -1, 121, 35, None])],
+    )
     findings: Counter[str] = Counter()
     ages = process_persons(persons, findings)["person_age"].to_pylist()
     assert ages == [0, 120, None, None, 35, None]
     assert findings["ages_nulled"] == 2
-

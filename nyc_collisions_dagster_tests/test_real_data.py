@@ -4,9 +4,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
-import pytest
-
 import pyarrow.parquet as pq
+import pytest
 
 from nyc_collisions_dagster.processed.assets import processed_tables
 from nyc_collisions_dagster.raw.assets import collision_assets, crashes

@@ -4,9 +4,9 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from nyc_collisions_dagster.raw.assets import crashes
+from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster_tests.soda_server import SchemaChange
 
 

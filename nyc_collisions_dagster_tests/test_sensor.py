@@ -6,13 +6,13 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
-from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.definitions import defs
+from nyc_collisions_dagster.raw.assets import collision_assets
+from nyc_collisions_dagster.raw.sensors import late_records_sensor
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster.raw.sensors import late_records_sensor
-from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
 from nyc_collisions_dagster_tests.generator import generate, to_api_dict
+from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
 
 ASSETS = {a.key.to_user_string(): a for a in collision_assets}
 

@@ -18,6 +18,7 @@ from nyc_collisions_dagster.constants import (
     PROCESSED_GROUP_NAME,
     PROCESSED_PREFIX,
 )
+from nyc_collisions_dagster.metadata import table_schema
 from nyc_collisions_dagster.partitions import daily_partitions, monthly_partitions
 from nyc_collisions_dagster.processed.automation import raw_days_changed
 from nyc_collisions_dagster.processed.build import month_days, read_months, require_landed
@@ -28,7 +29,6 @@ from nyc_collisions_dagster.processed.transforms import (
     process_persons,
     process_vehicles,
 )
-from nyc_collisions_dagster.metadata import table_schema
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 
 # The raw datasets each table is made from. crashes counts its persons and vehicles rows.
@@ -95,7 +95,9 @@ def processed_tables(
             findings: Counter[str] = Counter()
             table = _process(name, tables, findings)
             stores[name].write(month, table)
-            figures[name][month] = _figures(name, table, tables[name], stores[name].row_count(month))
+            figures[name][month] = _figures(
+                name, table, tables[name], stores[name].row_count(month)
+            )
             context.add_asset_metadata(
                 _month_metadata(name, table, findings, stores[name].uri(month)),
                 asset_key=processed_key(name),

@@ -39,8 +39,7 @@ def require_landed(days: Sequence[date], landed: Mapping[str, set[date]]) -> Non
             more = f" and {len(gaps) - _SHOWN_DAYS} more" if len(gaps) > _SHOWN_DAYS else ""
             lines.append(f"{name}: {len(gaps)} days ({shown}{more})")
     raise MissingRawDays(
-        "Raw days are missing, so no month was written; materialize them first: "
-        + "; ".join(lines)
+        "Raw days are missing, so no month was written; materialize them first: " + "; ".join(lines)
     )
 
 
@@ -67,10 +66,13 @@ def read_months(
                 current = ahead
                 if index + 1 < len(months):
                     ahead = submit(months[index + 1][1])
-                yield month, {
-                    name: _concat([f.result() for f in futures], name, columns[name])
-                    for name, futures in current.items()
-                }
+                yield (
+                    month,
+                    {
+                        name: _concat([f.result() for f in futures], name, columns[name])
+                        for name, futures in current.items()
+                    },
+                )
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

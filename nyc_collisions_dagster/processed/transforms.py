@@ -33,9 +33,7 @@ _CRASH_FIELDS = [
     pa.field("vehicle_types", pa.list_(pa.string())),
 ]
 SCHEMAS_PROCESSED: dict[str, pa.Schema] = {
-    name: pa.schema(
-        [*SCHEMAS[name], *_TIME_FIELDS, *(_CRASH_FIELDS if name == "crashes" else [])]
-    )
+    name: pa.schema([*SCHEMAS[name], *_TIME_FIELDS, *(_CRASH_FIELDS if name == "crashes" else [])])
     for name in DATASETS
 }
 FACTOR_COLUMNS = [f"contributing_factor_vehicle_{i}" for i in range(1, 6)]
@@ -144,17 +142,16 @@ def vehicle_types(crashes: pa.Table) -> pa.ListArray:
     return _row_lists(columns, [_usable(column) for column in columns])
 
 
-def null_outside(
-    table: pa.Table, bounds: dict[str, tuple[float, float]]
-) -> tuple[pa.Table, int]:
+def null_outside(table: pa.Table, bounds: dict[str, tuple[float, float]]) -> tuple[pa.Table, int]:
     """Null the columns of `bounds` together on rows where one is null or out of its bounds.
 
     Returns the table and the number of rows that lost a value.
     """
     outside = _any(
         [
-            pc.invert(pc.and_(pc.greater_equal(table[n], lo), pc.less_equal(table[n], hi)))
-            .fill_null(True)
+            pc.invert(
+                pc.and_(pc.greater_equal(table[n], lo), pc.less_equal(table[n], hi))
+            ).fill_null(True)
             for n, (lo, hi) in bounds.items()
         ]
     )

@@ -4,13 +4,13 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from nyc_collisions_dagster.raw.checks import check_results, check_specs
 from nyc_collisions_dagster.constants import DATASETS, OWNERS, POOL, RAW_GROUP_NAME, Dataset
-from nyc_collisions_dagster.raw.fetching import DayStream
 from nyc_collisions_dagster.partitions import daily_partitions
+from nyc_collisions_dagster.raw.checks import check_results, check_specs
+from nyc_collisions_dagster.raw.fetching import DayStream
+from nyc_collisions_dagster.raw.schema import column_schema
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster.raw.schema import column_schema
 
 
 def build_collision_asset(dataset: Dataset) -> dg.AssetsDefinition:

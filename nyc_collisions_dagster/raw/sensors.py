@@ -8,6 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
+from nyc_collisions_dagster.constants import DATASETS, START_DATE
+from nyc_collisions_dagster.partitions import daily_partitions
 from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.raw.changes import (
     changes_since,
@@ -15,8 +17,6 @@ from nyc_collisions_dagster.raw.changes import (
     days_left_behind,
     latest_update,
 )
-from nyc_collisions_dagster.constants import DATASETS, START_DATE
-from nyc_collisions_dagster.partitions import daily_partitions
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataClient, SocrataResource
 

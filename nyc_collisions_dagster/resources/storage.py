@@ -1,8 +1,9 @@
 """The lake's files: one Parquet file per asset and partition, on a local folder or S3.
 
 Raw days are `{storage_url}/{asset}/{YYYY-MM-DD}.parquet`; processed months are
-`{storage_url}/{asset}/year=YYYY/month=MM/{YYYY-MM}.parquet`. Local and S3 differ only in the base
-URL, which pyarrow.fs resolves; `FileSystem.from_uri` honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL.
+`{storage_url}/{asset}/year=YYYY/month=MM/{YYYY-MM}.parquet`. Local and S3 differ only in the
+base URL, which pyarrow.fs resolves; `FileSystem.from_uri` honours AWS_ENDPOINT_URL_S3 and
+AWS_ENDPOINT_URL.
 """
 
 import logging
