@@ -108,8 +108,11 @@ def processed_tables(
         )
     for name in names:
         yield dg.MaterializeResult(asset_key=processed_key(name))
+    selected_checks = context.selected_asset_check_keys
     for name in names:
-        yield from check_results(processed_key(name), name, figures[name])
+        for result in check_results(processed_key(name), name, figures[name]):
+            if dg.AssetCheckKey(processed_key(name), result.check_name) in selected_checks:
+                yield result
 
 
 def _process(name: str, tables: dict[str, pa.Table], findings: Counter[str]) -> pa.Table:
