@@ -174,8 +174,9 @@ def make_soda_server(soda_rows: dict[str, list[Row]]) -> Iterator[Callable[..., 
     default to ``soda_rows``. Every server started is stopped at teardown."""
     started: list[SodaServer] = []
 
-    def make(rows: Mapping[str, Sequence[Row | Mapping[str, Any]]] | None = None,
-             **options: Any) -> SodaServer:
+    def make(
+        rows: Mapping[str, Sequence[Row | Mapping[str, Any]]] | None = None, **options: Any
+    ) -> SodaServer:
         server = SodaServer(soda_rows if rows is None else rows, **options).start()
         started.append(server)
         return server
@@ -209,7 +210,7 @@ def with_times(dataset: str, rows: list[Row]) -> list[Row]:
     for row in rows:
         day = row[FIELDS[dataset].index("crash_date")][:10]
         if day in times and seen[day] < len(times[day]):
-            row = row[:index] + (times[day][seen[day]],) + row[index + 1:]
+            row = row[:index] + (times[day][seen[day]],) + row[index + 1 :]
             seen[day] += 1
         out.append(row)
     return out
@@ -222,11 +223,26 @@ def month_server(month_rows: dict[str, list[Row]]) -> Iterator[SodaServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def layer_resources() -> Callable[[SodaServer, Path], dict[str, object]]:
+    """``layer_resources(server, root)``: resources of both layers reading ``server`` and writing
+    under ``root``: ``collisions_raw_data`` and ``collisions_processed_data``."""
+
+    def make(server: SodaServer, root: Path) -> dict[str, object]:
+        return {
+            "socrata": SocrataResource(domain=server.url, max_retries=2, backoff_factor=0.05),
+            "io_manager": ParquetIOManager(storage_url=str(root / "collisions_raw_data")),
+            "processed_lake": ProcessedLake(storage_url=str(root / "collisions_processed_data")),
+        }
+
+    return make
+
+
 @pytest.fixture
-def both_layers(month_server: SodaServer, tmp_path: Path) -> dict[str, object]:
+def both_layers(
+    layer_resources: Callable[[SodaServer, Path], dict[str, object]],
+    month_server: SodaServer,
+    tmp_path: Path,
+) -> dict[str, object]:
     """Resources of both layers: ``month_server`` in, folders under tmp_path out."""
-    return {
-        "socrata": SocrataResource(domain=month_server.url, max_retries=2, backoff_factor=0.05),
-        "io_manager": ParquetIOManager(storage_url=str(tmp_path / "collisions_raw_data")),
-        "processed_lake": ProcessedLake(storage_url=str(tmp_path / "collisions_processed_data")),
-    }
+    return layer_resources(month_server, tmp_path)

@@ -11,8 +11,6 @@ from nyc_collisions_dagster.partitions import daily_partitions, monthly_partitio
 from nyc_collisions_dagster.processed.assets import processed_key, processed_tables
 from nyc_collisions_dagster.processed.transforms import SCHEMAS_PROCESSED
 from nyc_collisions_dagster.raw.assets import collision_assets
-from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
-from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.outcomes import NEW_YORK, failure_message, processed_rows
 
 NAMES = ("crashes", "persons", "vehicles")
@@ -34,14 +32,12 @@ def _month_file(root: Path, name: str, month: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(month_server, tmp_path_factory) -> tuple[dg.ExecuteInProcessResult, Path]:
+def built(
+    month_server, layer_resources, tmp_path_factory
+) -> tuple[dg.ExecuteInProcessResult, Path]:
     """February to April landed raw, then processed in one ranged run."""
     root = tmp_path_factory.mktemp("lake")
-    resources = {
-        "socrata": SocrataResource(domain=month_server.url),
-        "io_manager": ParquetIOManager(storage_url=str(root / "raw")),
-        "processed_lake": ProcessedLake(storage_url=str(root / "processed")),
-    }
+    resources = layer_resources(month_server, root)
     instance = dg.DagsterInstance.ephemeral()
     raw = dg.materialize(
         collision_assets,
@@ -56,7 +52,7 @@ def built(month_server, tmp_path_factory) -> tuple[dg.ExecuteInProcessResult, Pa
         instance=instance,
         tags=_range("2024-02", "2024-04"),
     )
-    return result, root / "processed"
+    return result, root / "collisions_processed_data"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -128,23 +124,21 @@ def test_a_month_with_raw_days_missing_fails_before_writing(both_layers, tmp_pat
 
 
 def test_an_empty_month_and_its_crashes_without_persons(
-    make_soda_server, month_rows, tmp_path
+    make_soda_server, layer_resources, month_rows, tmp_path
 ) -> None:
     server = make_soda_server({"crashes": month_rows["crashes"], "persons": [], "vehicles": []})
-    resources = {
-        "socrata": SocrataResource(domain=server.url),
-        "io_manager": ParquetIOManager(storage_url=str(tmp_path / "raw")),
-        "processed_lake": ProcessedLake(storage_url=str(tmp_path / "processed")),
-    }
+    resources = layer_resources(server, tmp_path)
     assert dg.materialize(
         collision_assets, resources=resources, tags=_range("2024-04-01", "2024-04-30")
     ).success
     result = dg.materialize([processed_tables], resources=resources, partition_key="2024-04")
     assert result.success
     for name in ("persons", "vehicles"):
-        empty = pq.read_table(_month_file(tmp_path / "processed", name, "2024-04"))
+        empty = pq.read_table(_month_file(tmp_path / "collisions_processed_data", name, "2024-04"))
         assert empty.num_rows == 0 and empty.schema == SCHEMAS_PROCESSED[name]
-    crashes = pq.read_table(_month_file(tmp_path / "processed", "crashes", "2024-04"))
+    crashes = pq.read_table(
+        _month_file(tmp_path / "collisions_processed_data", "crashes", "2024-04")
+    )
     assert set(crashes["person_count"].to_pylist()) == {0}
     [warning] = [
         e for e in result.get_asset_check_evaluations() if e.check_name == "crashes_have_persons"
@@ -154,15 +148,11 @@ def test_an_empty_month_and_its_crashes_without_persons(
 
 
 def test_a_crash_left_on_its_old_day_fails_the_unique_check(
-    make_soda_server, month_rows, tmp_path
+    make_soda_server, layer_resources, month_rows, tmp_path
 ) -> None:
     crashes = [r for r in month_rows["crashes"] if r[0].startswith("2024-02")]
     server = make_soda_server({"crashes": crashes, "persons": [], "vehicles": []})
-    resources = {
-        "socrata": SocrataResource(domain=server.url),
-        "io_manager": ParquetIOManager(storage_url=str(tmp_path / "raw")),
-        "processed_lake": ProcessedLake(storage_url=str(tmp_path / "processed")),
-    }
+    resources = layer_resources(server, tmp_path)
     assert dg.materialize(
         collision_assets, resources=resources, tags=_range("2024-02-01", "2024-02-29")
     ).success

@@ -15,7 +15,6 @@ from nyc_collisions_dagster.processed.assets import processed_tables
 from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster_tests.conftest import BUCKET
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 FEBRUARY = {
@@ -43,12 +42,10 @@ def _expected_injured_by_borough(crashes_file) -> list[tuple[str | None, int]]:
     return sorted(totals.items(), key=lambda item: (item[0] is None, item[0] or ""))
 
 
-def test_cli_build_and_queries_on_s3(month_server, aws_env, tmp_path, monkeypatch) -> None:
-    prefix = f"s3://{BUCKET}/{tmp_path.name}"
-    raw_url, processed_url = f"{prefix}/collisions_raw_data", f"{prefix}/collisions_processed_data"
-    s3 = boto3.client("s3")
-    if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
-        s3.create_bucket(Bucket=BUCKET)
+def test_cli_build_and_queries_on_s3(month_server, s3_storage, tmp_path, monkeypatch) -> None:
+    raw_url = s3_storage
+    processed_url = raw_url.replace("collisions_raw_data", "collisions_processed_data")
+    bucket, prefix = processed_url.removeprefix("s3://").split("/", 1)
     _land_raw(month_server.url, raw_url)
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -59,48 +56,27 @@ def test_cli_build_and_queries_on_s3(month_server, aws_env, tmp_path, monkeypatc
         "DAGSTER_HOME": str(home),
     }
     build = subprocess.run(
-        [
-            DAGSTER,
-            "asset",
-            "materialize",
-            "-m",
-            "nyc_collisions_dagster.definitions",
-            "--select",
-            "processed/crashes,processed/persons,processed/vehicles",
-            "--partition",
-            "2024-02",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        [DAGSTER, "asset", "materialize", "-m", "nyc_collisions_dagster.definitions",
+         "--select", "processed/crashes,processed/persons,processed/vehicles",
+         "--partition", "2024-02"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert build.returncode == 0, build.stderr[-3000:]
-    keys = {
-        o["Key"].removeprefix(f"{tmp_path.name}/collisions_processed_data/")
-        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{tmp_path.name}/")["Contents"]
-        if "processed" in o["Key"]
-    }
-    assert keys == {
-        f"{n}/year=2024/month=02/2024-02.parquet" for n in ("crashes", "persons", "vehicles")
-    }
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/")["Contents"]
+    keys = {o["Key"].removeprefix(f"{prefix}/") for o in listed}
+    names = ("crashes", "persons", "vehicles")
+    assert keys == {f"{name}/year=2024/month=02/2024-02.parquet" for name in names}
 
-    local_copy = tmp_path / "crashes.parquet"
-    s3.download_file(
-        BUCKET,
-        f"{tmp_path.name}/collisions_processed_data/{next(iter(sorted(keys)))}",
-        str(local_copy),
-    )
-    expected = _expected_injured_by_borough(local_copy)
+    crashes_file = tmp_path / "crashes.parquet"
+    s3.download_file(bucket, f"{prefix}/crashes/year=2024/month=02/2024-02.parquet", crashes_file)
+    expected = _expected_injured_by_borough(crashes_file)
     monkeypatch.setenv("COLLISIONS_PROCESSED_URL", processed_url)
     assert lake.connect().sql(INJURED_BY_BOROUGH).fetchall() == expected
     printed = subprocess.run(
         [sys.executable, "-m", "nyc_collisions_dagster.lake", INJURED_BY_BOROUGH],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert printed.returncode == 0, printed.stderr
     for borough, injured in expected:
         assert any(
