@@ -62,7 +62,9 @@ def requested(result: dg.SensorResult) -> set[tuple[str, str, str]]:
 
 
 def run_requested(
-    result: dg.SensorResult, resources: dict[str, object], instance: dg.DagsterInstance | None = None
+    result: dg.SensorResult,
+    resources: dict[str, object],
+    instance: dg.DagsterInstance | None = None,
 ) -> None:
     """Carry out a sensor's run requests in process, as the daemon would launch them."""
     assets = {a.key.to_user_string(): a for a in collision_assets}
