@@ -141,7 +141,7 @@ def test_never_landed_days_are_reported_not_requested_even_by_a_capped_range(
     # The tick's log line, as the daemon's console shows it.
     [summary] = [line for line in capfd.readouterr().err.splitlines() if "days compared" in line]
     days = partition_days()
-    assert "29 landed days compared, 2 differ from Socrata" in summary
+    assert "29 landed days compared, 2 differ from Socrata (largest: vehicles 2024-01-03" in summary
     assert f"crashes {len(days):,} days never landed: {days[0]}...{days[-1]}" in summary
     assert f"vehicles {len(days) - 29:,} days never landed: {days[0]}...{days[-1]}" in summary
     # Past the cap, the days become one range that breaks around the never-landed ones.

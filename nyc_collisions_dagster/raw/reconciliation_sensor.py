@@ -42,9 +42,9 @@ _LARGEST = 3  # differing days named in the tick's summary
     "left stale). Never-landed days are reported, not requested.",
 )
 def reconciliation_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    days = partition_days()
+    datasets = list(DATASETS.values())
     with sensor_resources(context) as (socrata, _), closing(socrata.get_client()) as client:
-        comparisons = [compare(client, context.instance, d, days) for d in DATASETS.values()]
+        comparisons = compare(client, context.instance, datasets, partition_days())
     busy = days_in_progress(context.instance)
     summary = _summary(comparisons, busy)
     context.log.info(summary)
