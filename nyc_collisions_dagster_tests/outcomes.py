@@ -1,4 +1,5 @@
-"""What runs must produce, computed from the source rows in plain Python, and how they failed."""
+"""What runs must produce, computed from the source rows in plain Python; how they failed; the
+runs a sensor asks for, and carrying them out."""
 
 import re
 from collections.abc import Iterable
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster_tests.generator import FIELDS, Row
 
@@ -119,3 +121,30 @@ def _by_crash(rows: dict[str, list[Row]], days: Iterable[date], asset: str) -> d
         for row in typed_rows(asset, rows[asset], day):
             found.setdefault(row["collision_id"], []).append(row.get("person_injury"))
     return found
+
+
+def requested(result: dg.SensorResult) -> set[tuple[str, str, str]]:
+    """(asset, first day, last day) of each run a sensor requested, per asset."""
+    out = set()
+    for request in result.run_requests:
+        start = request.partition_key or request.tags["dagster/asset_partition_range_start"]
+        end = request.partition_key or request.tags["dagster/asset_partition_range_end"]
+        for key in request.asset_selection:
+            out.add((key.to_user_string(), start, end))
+    return out
+
+
+def run_requested(
+    result: dg.SensorResult,
+    resources: dict[str, object],
+    instance: dg.DagsterInstance | None = None,
+) -> None:
+    """Carry out a sensor's run requests in process, as the daemon would launch them."""
+    assets = {a.key.to_user_string(): a for a in collision_assets}
+    for request in result.run_requests:
+        selected = [assets[k.to_user_string()] for k in request.asset_selection]
+        if request.partition_key:
+            partition = {"partition_key": request.partition_key}
+        else:
+            partition = {"tags": dict(request.tags)}
+        assert dg.materialize(selected, resources=resources, instance=instance, **partition).success

@@ -206,7 +206,7 @@ class _Table:
                     new = _Record(row, old.row_id, old.created, stamp)
                 insort(self.records, new, key=self.order_key)
                 self.by_key[row[self.key_i]] = new  # type: ignore[index]
-            self.last_modified = stamp
+            self.last_modified = max(self.last_modified, stamp)
 
     def delete(self, keys: Iterable[str], stamp: str) -> int:
         with self.lock:
@@ -577,12 +577,15 @@ class SodaServer:
         with self._lock:
             self._log.clear()
 
-    def upsert(self, dataset: str, rows: Iterable[Row | Mapping[str, Any]]) -> str:
-        """Insert or replace rows by unique key; returns the ``:updated_at`` they were given."""
+    def upsert(self, dataset: str, rows: Iterable[Row | Mapping[str, Any]],
+               stamp: str | None = None) -> str:
+        """Insert or replace rows by unique key; returns the ``:updated_at`` they were given: a new
+        one, or ``stamp`` if given (an old one models an upstream change that was not re-stamped,
+        which a client following ``:updated_at`` cannot see)."""
         table = self._table(dataset)
         fixed = [_normalized(table, from_api_dict(table.name, r) if isinstance(r, Mapping) else r)
                  for r in rows]
-        stamp = self._next_stamp()
+        stamp = stamp or self._next_stamp()
         table.upsert(fixed, stamp)
         return stamp
 

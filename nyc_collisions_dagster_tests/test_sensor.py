@@ -12,9 +12,7 @@ from nyc_collisions_dagster.raw.sensors import late_records_sensor
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.generator import generate, to_api_dict
-from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
-
-ASSETS = {a.key.to_user_string(): a for a in collision_assets}
+from nyc_collisions_dagster_tests.outcomes import file_rows, requested, run_requested, typed_rows
 
 
 @pytest.fixture
@@ -44,26 +42,6 @@ def _tick(resources, cursor):
     return late_records_sensor(context)
 
 
-def _requested(result) -> set[tuple[str, str, str]]:
-    out = set()
-    for request in result.run_requests:
-        start = request.partition_key or request.tags["dagster/asset_partition_range_start"]
-        end = request.partition_key or request.tags["dagster/asset_partition_range_end"]
-        for key in request.asset_selection:
-            out.add((key.to_user_string(), start, end))
-    return out
-
-
-def _run(result, resources) -> None:
-    for request in result.run_requests:
-        assets = [ASSETS[k.to_user_string()] for k in request.asset_selection]
-        if request.partition_key:
-            done = dg.materialize(assets, partition_key=request.partition_key, resources=resources)
-        else:
-            done = dg.materialize(assets, tags=dict(request.tags), resources=resources)
-        assert done.success
-
-
 def _late_crash(day: str, donor_day: date) -> dict[str, object]:
     """A crash the server does not have yet, reported late for `day`."""
     row = generate(donor_day, donor_day + timedelta(days=1), datasets=("crashes",))["crashes"][0]
@@ -82,11 +60,11 @@ def test_late_rows_for_two_days_rematerialize_exactly_those_days(watched) -> Non
     late = [_late_crash("2024-01-02", date(2024, 2, 1)), _late_crash("2024-01-04", date(2024, 2, 2))]
     server.upsert("crashes", late)
     result = _tick(resources, cursor)
-    assert _requested(result) == {
+    assert requested(result) == {
         ("crashes", "2024-01-02", "2024-01-02"),
         ("crashes", "2024-01-04", "2024-01-04"),
     }
-    _run(result, resources)
+    run_requested(result, resources)
     for crash in late:
         day = date.fromisoformat(crash["crash_date"][:10])
         rows = file_rows(str(lake / "crashes" / f"{day}.parquet"))
@@ -102,8 +80,8 @@ def test_an_amended_value_shows_up(watched) -> None:
     day = person["crash_date"][:10]
     server.upsert("persons", [person | {"person_age": "77", "person_injury": "Injured"}])
     result = _tick(resources, cursor)
-    assert _requested(result) == {("persons", day, day)}
-    _run(result, resources)
+    assert requested(result) == {("persons", day, day)}
+    run_requested(result, resources)
     [amended] = [
         r
         for r in file_rows(str(lake / "persons" / f"{day}.parquet"))
@@ -119,11 +97,11 @@ def test_a_moved_crash_leaves_its_old_day_and_enters_the_new_one(watched) -> Non
     )
     server.upsert("crashes", [crash | {"crash_date": "2024-01-04T00:00:00.000"}])
     result = _tick(resources, cursor)
-    assert _requested(result) == {
+    assert requested(result) == {
         ("crashes", "2024-01-02", "2024-01-02"),
         ("crashes", "2024-01-04", "2024-01-04"),
     }
-    _run(result, resources)
+    run_requested(result, resources)
     key = int(crash["collision_id"])
     assert key not in {r["collision_id"] for r in file_rows(str(lake / "crashes" / "2024-01-02.parquet"))}
     assert key in {r["collision_id"] for r in file_rows(str(lake / "crashes" / "2024-01-04.parquet"))}
@@ -137,12 +115,12 @@ def test_contiguous_days_share_one_ranged_run_and_the_cursor_survives(watched) -
     server, resources, _, cursor = watched
     server.upsert("vehicles", [_vehicle(server, "2024-01-03"), _vehicle(server, "2024-01-04")])
     first = _tick(resources, cursor)
-    assert _requested(first) == {("vehicles", "2024-01-03", "2024-01-04")}
+    assert requested(first) == {("vehicles", "2024-01-03", "2024-01-04")}
     assert json.loads(first.cursor)["vehicles"] > json.loads(cursor)["vehicles"]
     assert json.loads(first.cursor)["crashes"] == json.loads(cursor)["crashes"]
     server.upsert("vehicles", [_vehicle(server, "2024-01-05")])
     second = _tick(resources, first.cursor)
-    assert _requested(second) == {("vehicles", "2024-01-05", "2024-01-05")}
+    assert requested(second) == {("vehicles", "2024-01-05", "2024-01-05")}
 
 
 def _vehicle(server, day: str) -> dict[str, object]:
@@ -155,7 +133,7 @@ def test_a_full_replace_upstream_is_capped_into_one_ranged_run(watched, monkeypa
     monkeypatch.setattr("nyc_collisions_dagster.raw.sensors.MAX_CHANGED_ROWS", 500)
     server.touch_all("crashes")
     result = _tick(resources, cursor)
-    assert _requested(result) == {("crashes", "2024-01-01", "2024-01-10")}
+    assert requested(result) == {("crashes", "2024-01-01", "2024-01-10")}
 
 
 def test_evaluates_from_the_loaded_definitions(watched, monkeypatch) -> None:
@@ -165,9 +143,9 @@ def test_evaluates_from_the_loaded_definitions(watched, monkeypatch) -> None:
     server.upsert("crashes", [_late_crash("2024-01-03", date(2024, 2, 3))])
     sensor = defs.resolve_sensor_def("late_records_sensor")
     expected = {("crashes", "2024-01-03", "2024-01-03")}
-    assert _requested(sensor(dg.build_sensor_context(cursor=cursor, definitions=defs))) == expected
+    assert requested(sensor(dg.build_sensor_context(cursor=cursor, definitions=defs))) == expected
     tick = sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor, definitions=defs))
-    assert _requested(tick) == expected
+    assert requested(tick) == expected
 
 
 def test_a_tampered_cursor_is_refused_not_pasted_into_soql(watched) -> None:
@@ -194,7 +172,7 @@ def test_a_cursor_without_a_dataset_starts_watching_it_and_keeps_the_others(watc
     older = {name: stamp for name, stamp in json.loads(cursor).items() if name != "vehicles"}
     server.upsert("crashes", [_late_crash("2024-01-02", date(2024, 2, 4))])
     result = _tick(resources, json.dumps(older))
-    assert _requested(result) == {("crashes", "2024-01-02", "2024-01-02")}
+    assert requested(result) == {("crashes", "2024-01-02", "2024-01-02")}
     assert set(json.loads(result.cursor)) == {"crashes", "persons", "vehicles"}
     alone = _tick(resources, json.dumps({"crashes": json.loads(result.cursor)["crashes"]}))
     assert not alone.run_requests and "Started watching" in alone.skip_reason.skip_message

@@ -263,6 +263,18 @@ def test_updated_at_filter_sees_upserts_moves_and_full_replaces(make_soda_server
     assert count(server, f":updated_at <= '{stamp}'") == 0
 
 
+def test_an_insert_with_an_old_stamp_is_served_but_not_seen_as_changed(
+        make_soda_server: MakeServer, soda_rows: Rows) -> None:
+    server = make_soda_server({"crashes": soda_rows["crashes"]})
+    latest = rows_of(server, CRASHES, {"$select": "max(:updated_at) AS m"})[0]["m"]
+    old = rows_of(server, CRASHES, {"$select": "min(:updated_at) AS m"})[0]["m"]
+    late = {**to_api_dict("crashes", soda_rows["crashes"][0]), "collision_id": "99999998"}
+    assert server.upsert("crashes", [late], stamp=old) == old
+    assert count(server, "collision_id = 99999998") == 1
+    assert count(server, f":updated_at > '{latest[:-1]}'") == 0
+    assert rows_of(server, CRASHES, {"$select": "max(:updated_at) AS m"})[0]["m"] == latest
+
+
 # --- schema drift ----------------------------------------------------------------------
 
 DRIFT = SchemaChange(added={"vehicle_type_code_6": "Sedan"}, dropped=("borough",))

@@ -107,3 +107,8 @@ def contiguous_ranges(days: set[date]) -> list[tuple[date, date]]:
         else:
             ranges.append((day, day))
     return ranges
+
+
+def days_between(first: date, last: date) -> set[date]:
+    """Every day from `first` to `last`, inclusive."""
+    return {first + timedelta(days=i) for i in range((last - first).days + 1)}

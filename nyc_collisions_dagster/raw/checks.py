@@ -45,7 +45,7 @@ def check_specs(dataset: Dataset) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def _days_text(days: list[date]) -> str:
+def days_text(days: list[date]) -> str:
     shown = ", ".join(d.isoformat() for d in days[:_SHOWN_DAYS])
     return shown + (f" and {len(days) - _SHOWN_DAYS} more" if len(days) > _SHOWN_DAYS else "")
 
@@ -60,7 +60,7 @@ def check_results(
     yield dg.AssetCheckResult(
         check_name=ROW_COUNT,
         passed=not short,
-        description=f"{len(short)} days differ from Socrata: {_days_text(short)}"
+        description=f"{len(short)} days differ from Socrata: {days_text(short)}"
         if short
         else None,
         metadata={
@@ -81,7 +81,7 @@ def check_results(
     yield dg.AssetCheckResult(
         check_name=UNIQUE_KEY,
         passed=not duplicates,
-        description=f"{len(duplicates)} keys repeated, on {_days_text(bad_days)}"
+        description=f"{len(duplicates)} keys repeated, on {days_text(bad_days)}"
         if duplicates
         else None,
         metadata={
@@ -112,7 +112,7 @@ def _linked_result(
         passed=not unlinked,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"{sum(unlinked.values())} rows point at no crash of their day, on {_days_text(failed)}"
+            f"{sum(unlinked.values())} rows point at no crash of their day, on {days_text(failed)}"
             if unlinked
             else None
         ),

@@ -50,6 +50,22 @@ class _Failure:
     error: BaseException
 
 
+def count_by_day(
+    client: SocrataClient, dataset: Dataset, start: date, end: date
+) -> dict[date, int]:
+    """Socrata's rows per crash day of [start, end), from one grouped count(*) query."""
+    rows = client.query(
+        dataset.dataset_id,
+        {
+            "$select": "crash_date, count(*) AS row_count",
+            "$where": day_window_where(start, end),
+            "$group": "crash_date",
+            "$limit": str((end - start).days + 1),
+        },
+    )
+    return {date.fromisoformat(r["crash_date"][:10]): int(r["row_count"]) for r in rows}
+
+
 def plan_chunks(
     start: date, end: date, counts: dict[date, int], rows: int
 ) -> list[tuple[date, date]]:
@@ -136,7 +152,7 @@ class DayStream:
         # Each thread holds at most one downloaded page: max_workers downloading (the client
         # enforces that), as many downloaded and waiting for a parser or being parsed.
         pool = ThreadPoolExecutor(2 * self.client.max_workers, thread_name_prefix="socrata")
-        self._counts = pool.submit(self._count_by_day)
+        self._counts = pool.submit(count_by_day, self.client, self.dataset, self.start, self.end)
         try:
             if self.days * _MAX_DAY_ROWS <= self.client.page_size:
                 # A short window (the daily run) is one page: fetched beside its count, not after.
@@ -158,18 +174,6 @@ class DayStream:
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
             self.client.close()
-
-    def _count_by_day(self) -> dict[date, int]:
-        rows = self.client.query(
-            self.dataset.dataset_id,
-            {
-                "$select": "crash_date, count(*) AS row_count",
-                "$where": day_window_where(self.start, self.end),
-                "$group": "crash_date",
-                "$limit": str(self.days + 1),
-            },
-        )
-        return {date.fromisoformat(r["crash_date"][:10]): int(r["row_count"]) for r in rows}
 
     def _run_chunk(self, start: date, end: date, days: queue.Queue, stop: threading.Event) -> None:
         def emit(item: tuple[date, pa.Table] | _Failure) -> None:

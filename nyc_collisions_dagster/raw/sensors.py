@@ -2,9 +2,9 @@
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import dagster as dg
 
@@ -14,12 +14,14 @@ from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.raw.changes import (
     changes_since,
     contiguous_ranges,
+    days_between,
     days_left_behind,
     latest_update,
 )
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataClient, SocrataResource
 
+_ASSETS = {asset.key.to_user_string(): asset for asset in collision_assets}
 # Changed rows listed per dataset and tick. Past it the change is a full replace upstream, and
 # its whole span of days becomes one ranged run instead of thousands of one-day runs.
 MAX_CHANGED_ROWS = 50_000
@@ -43,12 +45,13 @@ def _partitioned(days: set[date]) -> set[date]:
     "since the last tick (per-dataset :updated_at cursor), and the days corrected rows left.",
 )
 def late_records_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    with _resources(context) as (socrata, io_manager), closing(socrata.get_client()) as client:
-        return _evaluate(context, client, io_manager)
+    with sensor_resources(context) as (socrata, io_manager):
+        with closing(socrata.get_client()) as client:
+            return _evaluate(context, client, io_manager)
 
 
 @contextmanager
-def _resources(
+def sensor_resources(
     context: dg.SensorEvaluationContext,
 ) -> Iterator[tuple[SocrataResource, ParquetIOManager]]:
     """The sensor's resources, from the context, else the Definitions, else the defaults.
@@ -94,7 +97,7 @@ def _evaluate(
         new_cursor[name] = changes.latest
         if changes.span:
             first, last = changes.span
-            days = {first + timedelta(days=i) for i in range((last - first).days + 1)}
+            days = days_between(first, last)
             notes.append(
                 f"{name}: more than {MAX_CHANGED_ROWS:,} rows changed (a full replace upstream?): "
                 f"{first}...{last} is fetched again as one ranged run"
@@ -112,33 +115,53 @@ def _evaluate(
         return dg.SensorResult(
             skip_reason=watching if started else today_only, cursor=json.dumps(new_cursor)
         )
-    ranges_by_asset = {name: contiguous_ranges(days) for name, days in days_by_asset.items()}
-    if sum(len(r) for r in ranges_by_asset.values()) > MAX_RUNS:
-        notes.append(
-            f"more than {MAX_RUNS} runs needed: each dataset's days are fetched as one range"
-        )
-        ranges_by_asset = {name: [(min(d), max(d))] for name, d in days_by_asset.items()}
-    for note in notes:
+    digest = hashlib.sha1(json.dumps(new_cursor, sort_keys=True).encode()).hexdigest()[:12]
+    run_requests, capped = capped_run_requests(days_by_asset, digest)
+    for note in notes + ([capped] if capped else []):
         context.log.warning(note)
-    return dg.SensorResult(
-        run_requests=_run_requests(ranges_by_asset, json.dumps(new_cursor, sort_keys=True)),
-        cursor=json.dumps(new_cursor),
-    )
+    return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(new_cursor))
+
+
+def capped_run_requests(
+    days_by_asset: Mapping[str, set[date]],
+    run_key: str,
+    fetchable: Mapping[str, set[date]] | None = None,
+) -> tuple[list[dg.RunRequest], str | None]:
+    """Runs for exactly `days_by_asset`, one per stretch of consecutive days, and a note if capped.
+
+    Past MAX_RUNS, each dataset's days become one range from its first day to its last, which
+    fetches the days between too. `fetchable` (per dataset, when given) names the days such a
+    range may cover: it breaks around any other day.
+    """
+    ranges_by_asset = {name: contiguous_ranges(days) for name, days in days_by_asset.items()}
+    if sum(len(r) for r in ranges_by_asset.values()) <= MAX_RUNS:
+        return _run_requests(ranges_by_asset, run_key), None
+    for name, days in days_by_asset.items():
+        span = days_between(min(days), max(days))
+        if fetchable is not None:
+            span &= fetchable[name]
+        ranges_by_asset[name] = contiguous_ranges(span)
+    note = f"more than {MAX_RUNS} runs needed: each dataset's days are fetched as one range"
+    if fetchable is not None:
+        note += ", broken around the days it must not fetch"
+    return _run_requests(ranges_by_asset, run_key), note
 
 
 def _run_requests(
-    ranges_by_asset: dict[str, list[tuple[date, date]]], cursor: str
+    ranges_by_asset: dict[str, list[tuple[date, date]]], run_key: str
 ) -> list[dg.RunRequest]:
     """One run per range, shared by the datasets that need that same range."""
     assets_by_range: dict[tuple[date, date], list[str]] = {}
     for name, ranges in ranges_by_asset.items():
         for span in ranges:
             assets_by_range.setdefault(span, []).append(name)
-    digest = hashlib.sha1(cursor.encode()).hexdigest()[:12]
     return [
         dg.RunRequest(
-            run_key=f"{first}...{last}:{'+'.join(names)}:{digest}",
+            run_key=f"{first}...{last}:{'+'.join(names)}:{run_key}",
             asset_selection=[dg.AssetKey(name) for name in names],
+            # Only the checks of what the run writes: the whole-history lake_matches_source
+            # would add a step and a full count query to each of these runs.
+            asset_check_keys=[key for name in names for key in _ASSETS[name].check_keys],
             **_partitions(first, last),
         )
         for (first, last), names in sorted(assets_by_range.items())
