@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PARTITION ?= 2024-01-03
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run dev test benchmark screenshots clean
+.PHONY: run dev test postgres benchmark screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,14 @@ dev: $(BIN)/.installed
 screenshots: $(BIN)/.installed
 	$(BIN)/python -m scripts.screenshots
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed postgres
 	$(BIN)/python -m pytest
+
+# The deploy tests start Debian's PostgreSQL server themselves; a fresh machine (CI runs as root)
+# gets the package here.
+postgres:
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
 
 benchmark: $(BIN)/.installed
 	$(BIN)/python benchmarks/mass_upload.py

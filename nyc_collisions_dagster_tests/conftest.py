@@ -1,4 +1,5 @@
-"""Fixtures: the SODA test server, moto S3 in server mode, storage and resources, a clean env."""
+"""Fixtures: the SODA test server, moto S3 in server mode, storage and resources, a clean env,
+PostgreSQL."""
 
 import os
 import socket
@@ -20,6 +21,7 @@ from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests import real_data
 from nyc_collisions_dagster_tests.generator import Row, generate
+from nyc_collisions_dagster_tests.postgres import PostgresServer
 from nyc_collisions_dagster_tests.soda_server import SodaServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -187,3 +189,21 @@ def soda_real_rows() -> dict[str, list[Row]]:
     if not real_data.available():
         pytest.skip(f"real NYC collisions data not found in {real_data.SHARED_DATA}")
     return real_data.load_all()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """PostgreSQL from Debian's package, for the deploy/ instance configs; one per session."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_env(postgres_server: PostgresServer) -> dict[str, str]:
+    """A fresh database, as the DAGSTER_POSTGRES_* settings the deploy/ instance configs read."""
+    database = f"dagster_{uuid.uuid4().hex[:8]}"
+    postgres_server.create_database(database)
+    return postgres_server.dagster_env(database)
