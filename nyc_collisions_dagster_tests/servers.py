@@ -43,6 +43,18 @@ def group_members(pgid: int) -> list[str]:
             if group == pgid and state != "Z"]
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its live descendants, parents before children."""
+    children: dict[int, list[int]] = {}
+    for child, _, state, parent, _ in _proc_stats():
+        if state != "Z":
+            children.setdefault(parent, []).append(child)
+    tree = [pid]
+    for member in tree:
+        tree.extend(children.get(member, []))
+    return tree
+
+
 class ServerProcess:
     """A command started in its own session and process group, its output in a log file.
 

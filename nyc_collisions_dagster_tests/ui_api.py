@@ -1,7 +1,7 @@
 """The webserver's GraphQL API, called as the UI calls it: queries, mutations, waiting."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -39,7 +39,62 @@ query RunErrors($runId: ID!) {
         ... on MessageEvent { message }
         ... on ErrorEvent { error { message causes { message } } } } } } }
 """
+# The launchpad's "Launch run", the schedule dialog's "Evaluate" and "Launch all", the run
+# page's "Re-execute", and Deployment > Concurrency.
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on Error { message }
+  ... on PythonError { stack } } }
+"""
+SCHEDULE_DRY_RUN = """
+mutation DryRun($selector: ScheduleSelector!, $timestamp: Float) {
+  scheduleDryRun(selectorData: $selector, timestamp: $timestamp) { __typename
+    ... on DryRunInstigationTick { evaluationResult { skipReason error { message }
+        runRequests { runKey runConfigYaml tags { key value } jobName } } }
+    ... on Error { message } ... on PythonError { message } } }
+"""
+LAUNCH_RUNS = """
+mutation LaunchAll($list: [ExecutionParams!]!) {
+  launchMultipleRuns(executionParamsList: $list) { __typename
+    ... on LaunchMultipleRunsResult { launchMultipleRunsResult { __typename
+        ... on LaunchRunSuccess { run { runId } } ... on Error { message } } }
+    ... on Error { message } } }
+"""
+REEXECUTE = """
+mutation Reexecute($params: ReexecutionParams!) {
+  launchRunReexecution(reexecutionParams: $params) { __typename
+    ... on LaunchRunSuccess { run { runId } } ... on Error { message }
+    ... on PythonError { stack } } }
+"""
+SET_POOL_LIMIT = """
+mutation SetLimit($key: String!, $limit: Int!) {
+  setConcurrencyLimit(concurrencyKey: $key, limit: $limit) }
+"""
+POOL = """
+query Pool($key: String!) { instance { concurrencyLimit(concurrencyKey: $key) {
+  limit activeSlotCount activeRunIds pendingStepCount } } }
+"""
+RUN = """
+query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { runId status startTime
+  endTime tags { key value } stepStats { stepKey status startTime endTime } } } }
+"""
+MESSAGES = """
+query Messages($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection {
+  events { __typename ... on MessageEvent { message stepKey timestamp } } } } }
+"""
 FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+RUN_ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
+# Definitions are served as one repository of this name.
+REPOSITORY = "__repository__"
+
+
+def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"key": key, "value": value} for key, value in tags.items()]
+
+
+def _launched(result: dict[str, Any]) -> str:
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
 
 
 class Webserver:
@@ -101,3 +156,48 @@ class Webserver:
             for event in events
             if event.get("error") or event["__typename"] == "RunFailureEvent"
         ]
+
+    def launch_run(self, job: str, run_config: Mapping[str, Any],
+                   tags: Mapping[str, str]) -> str:
+        params = {"selector": {"repositoryLocationName": self.location,
+                               "repositoryName": REPOSITORY, "jobName": job},
+                  "runConfigData": run_config, "executionMetadata": {"tags": _tags(tags)}}
+        return _launched(self.graphql(LAUNCH_RUN, params=params)["launchRun"])
+
+    def evaluate_schedule(self, name: str, timestamp: float) -> list[dict[str, Any]]:
+        """The run requests of the schedule's tick at `timestamp`, nothing launched."""
+        selector = {"repositoryLocationName": self.location, "repositoryName": REPOSITORY,
+                    "scheduleName": name}
+        tick = self.graphql(SCHEDULE_DRY_RUN, selector=selector, timestamp=timestamp)
+        return tick["scheduleDryRun"]["evaluationResult"]["runRequests"]
+
+    def launch_run_requests(self, requests: list[dict[str, Any]]) -> list[str]:
+        params = [{"selector": {"repositoryLocationName": self.location,
+                                "repositoryName": REPOSITORY, "jobName": request["jobName"]},
+                   "runConfigData": request["runConfigYaml"],
+                   "executionMetadata": {"tags": request["tags"]}} for request in requests]
+        launched = self.graphql(LAUNCH_RUNS, list=params)["launchMultipleRuns"]
+        return [_launched(run) for run in launched["launchMultipleRunsResult"]]
+
+    def reexecute_from_failure(self, run_id: str) -> str:
+        params = {"parentRunId": run_id, "strategy": "FROM_FAILURE"}
+        return _launched(self.graphql(REEXECUTE, params=params)["launchRunReexecution"])
+
+    def set_pool_limit(self, pool: str, limit: int) -> None:
+        assert self.graphql(SET_POOL_LIMIT, key=pool, limit=limit)["setConcurrencyLimit"]
+
+    def pool(self, pool: str) -> dict[str, Any]:
+        return self.graphql(POOL, key=pool)["instance"]["concurrencyLimit"]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The run with its tags as a dict and its steps' timelines (`stepStats`)."""
+        run = self.graphql(RUN, id=run_id)["runOrError"]
+        return {**run, "tags": {tag["key"]: tag["value"] for tag in run["tags"]}}
+
+    def step_statuses(self, run_id: str) -> dict[str, str]:
+        return {step["stepKey"]: step["status"] for step in self.run(run_id)["stepStats"]}
+
+    def messages(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's events that carry a message: engine events, step events, logs."""
+        events = self.graphql(MESSAGES, id=run_id)["logsForRun"]["events"]
+        return [event for event in events if event.get("message")]
