@@ -195,9 +195,9 @@ def soda_real_rows() -> dict[str, list[Row]]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """PostgreSQL from Debian's package, for the deploy/ instance configs; one per session."""
-    server = PostgresServer().start()
+    server = PostgresServer()
     try:
-        yield server
+        yield server.start()
     finally:
         server.stop()
 
@@ -229,6 +229,7 @@ def production_topology(
     }
     topology = Topology(home, env, tmp_path)
     try:
+        topology.start()
         yield topology
     finally:
         topology.stop()

@@ -42,8 +42,8 @@ def with_faster_loops(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Topology:
-    """Writes $DAGSTER_HOME's dagster.yaml and workspace.yaml, then starts the code server and
-    the webserver; `start_daemon` starts the third process, `stop` ends all three."""
+    """Writes $DAGSTER_HOME's dagster.yaml and workspace.yaml; `start` starts the code server
+    and the webserver, `start_daemon` the third process, `stop` ends whichever were started."""
 
     def __init__(self, home: Path, env: dict[str, str], logs: Path) -> None:
         instance = yaml.safe_load((VM / "dagster.yaml").read_text())
@@ -58,6 +58,8 @@ class Topology:
             free_port(), workspace["load_from"][0]["grpc_server"]["location_name"]
         )
         self.servers: dict[str, ServerProcess] = {}
+
+    def start(self) -> None:
         self._start("code_server", ["dagster", "code-server", "start", "-h", "127.0.0.1",
                                     "-p", str(self.code_port), "-m", MODULE])
         # The code server opens its port once the definitions are loaded; a webserver started
