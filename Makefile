@@ -9,7 +9,7 @@ MONTH_END = $(shell date -d "$(MONTH)-01 +1 month -1 day" +%F)
 PARTITION ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run dev test benchmark screenshots clean
+.PHONY: run dev test postgres benchmark screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,14 @@ dev: $(BIN)/.installed
 screenshots: $(BIN)/.installed
 	$(BIN)/python -m scripts.screenshots
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed postgres
 	$(BIN)/python -m pytest
+
+# The deploy tests start Debian's PostgreSQL server themselves; a fresh machine (CI runs as root)
+# gets the package here.
+postgres:
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
 
 benchmark: $(BIN)/.installed
 	$(BIN)/python benchmarks/mass_upload.py

@@ -1,4 +1,5 @@
-"""Fixtures: the SODA test server, moto S3 in server mode, storage and resources, a clean env."""
+"""Fixtures: the SODA test server, moto S3 in server mode, storage and resources, a clean env,
+PostgreSQL and the production topology."""
 
 import os
 import socket
@@ -21,7 +22,9 @@ from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, Proces
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests import real_data
 from nyc_collisions_dagster_tests.generator import FIELDS, Row, generate
+from nyc_collisions_dagster_tests.postgres import PostgresServer
 from nyc_collisions_dagster_tests.soda_server import SodaServer
+from nyc_collisions_dagster_tests.topology import Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "nyc-application-collisions"
@@ -246,3 +249,46 @@ def both_layers(
 ) -> dict[str, object]:
     """Resources of both layers: ``month_server`` in, folders under tmp_path out."""
     return layer_resources(month_server, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """PostgreSQL from Debian's package, for the deploy/ instance configs; one per session."""
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_env(postgres_server: PostgresServer) -> dict[str, str]:
+    """A fresh database, as the DAGSTER_POSTGRES_* settings the deploy/ instance configs read."""
+    database = f"dagster_{uuid.uuid4().hex[:8]}"
+    postgres_server.create_database(database)
+    return postgres_server.dagster_env(database)
+
+
+@pytest.fixture
+def production_topology(
+    soda_server: SodaServer, aws_env: dict[str, str], s3_storage: str,
+    postgres_env: dict[str, str], tmp_path: Path,
+) -> Iterator[Topology]:
+    """deploy/vm/'s code server and webserver, started (the test starts the daemon), with the
+    settings a production machine would give them; all stopped at teardown."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {
+        **os.environ, **aws_env, **postgres_env,
+        "SOCRATA_DOMAIN": soda_server.url,
+        "COLLISIONS_STORAGE_URL": s3_storage,
+        # The executor may start all three steps of a run at once, whatever the machine's
+        # cores: only the pool holds them back.
+        "DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT": "3",
+    }
+    topology = Topology(home, env, tmp_path)
+    try:
+        topology.start()
+        yield topology
+    finally:
+        topology.stop()

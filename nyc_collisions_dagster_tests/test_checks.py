@@ -1,6 +1,8 @@
 """The asset checks fail, naming the days, when files and source disagree; they pass otherwise."""
 
 
+import time
+
 import dagster as dg
 
 from nyc_collisions_dagster.raw.assets import collision_assets, crashes, persons
@@ -47,6 +49,12 @@ def test_row_count_fails_for_the_day_whose_file_is_short(make_soda_server, tmp_p
     def delete_after_the_count(path: str, params: dict[str, str]) -> None:
         if path.endswith(".csv"):
             server.on_request = None
+            # The page is requested beside the count: wait until the count has been answered
+            # (the server logs a request once its answer is made), or it could miss the rows too.
+            deadline = time.monotonic() + 10
+            while not any("count(" in r.params.get("$select", "") for r in server.requests):
+                assert time.monotonic() < deadline, "the count query never came"
+                time.sleep(0.01)
             server.delete("crashes", doomed)  # rows vanish upstream between count and fetch
 
     server.on_request = delete_after_the_count

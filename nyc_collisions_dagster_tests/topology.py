@@ -1,0 +1,106 @@
+"""The production topology on one machine, as deploy/vm/ describes it: a code server, the
+webserver and the daemon as three process groups sharing one instance in PostgreSQL."""
+
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nyc_collisions_dagster_tests.servers import ServerProcess, free_port, port_is_open
+from nyc_collisions_dagster_tests.ui_api import Webserver
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VM = REPO_ROOT / "deploy" / "vm"
+BIN = Path(sys.executable).parent
+MODULE = "nyc_collisions_dagster.definitions"
+
+# The only changes the test makes to deploy/vm/dagster.yaml, whose connection settings come
+# from the environment: its loops turn in seconds instead of 5 to 60 s. The backfill
+# daemon's 30 s loop is fixed in Dagster (DEFAULT_DAEMON_INTERVAL_SECONDS).
+FASTER_LOOPS: dict[tuple[str, ...], int] = {
+    ("run_coordinator", "config", "dequeue_interval_seconds"): 1,
+    ("run_monitoring", "poll_interval_seconds"): 1,
+    # Long enough for the test to see a dead step's slot still held before it is given back.
+    ("run_monitoring", "free_slots_after_run_end_seconds"): 3,
+}
+
+
+def with_faster_loops(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` with FASTER_LOOPS applied; each of them must be a setting it already has."""
+    faster = yaml.safe_load(yaml.safe_dump(config))
+    for path, seconds in FASTER_LOOPS.items():
+        *parents, name = path
+        section = faster
+        for parent in parents:
+            section = section[parent]
+        assert name in section, f"deploy/vm/dagster.yaml has no {'.'.join(path)}"
+        section[name] = seconds
+    return faster
+
+
+class Topology:
+    """Writes $DAGSTER_HOME's dagster.yaml and workspace.yaml; `start` starts the code server
+    and the webserver, `start_daemon` the third process, `stop` ends whichever were started."""
+
+    def __init__(self, home: Path, env: dict[str, str], logs: Path) -> None:
+        instance = yaml.safe_load((VM / "dagster.yaml").read_text())
+        (home / "dagster.yaml").write_text(yaml.safe_dump(with_faster_loops(instance)))
+        self.code_port = free_port()
+        workspace = yaml.safe_load((VM / "workspace.yaml").read_text())
+        workspace["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=self.code_port)
+        (home / "workspace.yaml").write_text(yaml.safe_dump(workspace))
+        self.env = {**env, "DAGSTER_HOME": str(home)}
+        self.home, self.logs = home, logs
+        self.webserver = Webserver(
+            free_port(), workspace["load_from"][0]["grpc_server"]["location_name"]
+        )
+        self.servers: dict[str, ServerProcess] = {}
+
+    def start(self) -> None:
+        self._start("code_server", ["dagster", "code-server", "start", "-h", "127.0.0.1",
+                                    "-p", str(self.code_port), "-m", MODULE])
+        # The code server opens its port once the definitions are loaded; a webserver started
+        # before would show the location as unreachable until its next reconnection attempt.
+        deadline = time.monotonic() + 90
+        while not port_is_open(self.code_port):
+            self.servers["code_server"].assert_running()
+            assert time.monotonic() < deadline, self.servers["code_server"].log_tail()
+            time.sleep(0.1)
+        self._start("webserver", ["dagster-webserver", "-h", "127.0.0.1",
+                                  "-p", str(self.webserver.port), "-w", "workspace.yaml"])
+
+    def _start(self, name: str, command: list[str]) -> None:
+        self.servers[name] = ServerProcess(
+            [BIN / command[0], *command[1:]], self.env, self.logs / f"{name}.log", cwd=self.home
+        )
+
+    def start_daemon(self) -> None:
+        self._start("daemon", ["dagster-daemon", "run", "-w", "workspace.yaml"])
+
+    def assert_running(self) -> None:
+        for server in self.servers.values():
+            server.assert_running()
+
+    def server_pids(self) -> set[int]:
+        return {server.process.pid for server in self.servers.values()}
+
+    def log_tails(self) -> str:
+        return "\n".join(f"--- {name}:\n{server.log_tail(2500)}"
+                         for name, server in self.servers.items())
+
+    def stop(self) -> None:
+        """The daemon first (it launches runs), the code server last (it runs them); every
+        server is stopped even when one outlived its stop."""
+        failures = []
+        for name in ("daemon", "webserver", "code_server"):
+            try:
+                if name in self.servers:
+                    self.servers[name].stop()
+            except AssertionError as failure:
+                failures.append(str(failure))
+        failures += [f"port {port} is still open" for port in (self.webserver.port, self.code_port)
+                     if port_is_open(port)]
+        assert not failures, failures

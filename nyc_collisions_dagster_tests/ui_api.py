@@ -1,0 +1,203 @@
+"""The webserver's GraphQL API, called as the UI calls it: queries, mutations, waiting."""
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+
+WORKSPACE = """
+{ workspaceOrError { __typename
+    ... on Workspace { locationEntries { name loadStatus
+        locationOrLoadError { __typename ... on PythonError { message } } } }
+    ... on PythonError { message } } }
+"""
+# What the UI's "Launch backfill" button sends for a partition range of selected assets.
+LAUNCH_BACKFILL = """
+mutation LaunchBackfill($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) { __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on Error { message }
+    ... on PythonError { stack } } }
+"""
+BACKFILL = """
+query Backfill($id: String!) {
+  partitionBackfillOrError(backfillId: $id) { __typename
+    ... on PartitionBackfill { status error { message } }
+    ... on Error { message } } }
+"""
+RUNS = """
+query Runs($tags: [ExecutionTag!]) {
+  runsOrError(filter: {tags: $tags}) { __typename
+    ... on Runs { results { runId status assetSelection { path } tags { key value } } }
+    ... on Error { message } } }
+"""
+RUN_ERRORS = """
+query RunErrors($runId: ID!) {
+  logsForRun(runId: $runId) { __typename
+    ... on EventConnection { events { __typename
+        ... on MessageEvent { message }
+        ... on ErrorEvent { error { message causes { message } } } } } } }
+"""
+# The launchpad's "Launch run", the schedule dialog's "Evaluate" and "Launch all", the run
+# page's "Re-execute", and Deployment > Concurrency.
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on Error { message }
+  ... on PythonError { stack } } }
+"""
+SCHEDULE_DRY_RUN = """
+mutation DryRun($selector: ScheduleSelector!, $timestamp: Float) {
+  scheduleDryRun(selectorData: $selector, timestamp: $timestamp) { __typename
+    ... on DryRunInstigationTick { evaluationResult { skipReason error { message }
+        runRequests { runKey runConfigYaml tags { key value } jobName } } }
+    ... on Error { message } ... on PythonError { message } } }
+"""
+LAUNCH_RUNS = """
+mutation LaunchAll($list: [ExecutionParams!]!) {
+  launchMultipleRuns(executionParamsList: $list) { __typename
+    ... on LaunchMultipleRunsResult { launchMultipleRunsResult { __typename
+        ... on LaunchRunSuccess { run { runId } } ... on Error { message } } }
+    ... on Error { message } } }
+"""
+REEXECUTE = """
+mutation Reexecute($params: ReexecutionParams!) {
+  launchRunReexecution(reexecutionParams: $params) { __typename
+    ... on LaunchRunSuccess { run { runId } } ... on Error { message }
+    ... on PythonError { stack } } }
+"""
+SET_POOL_LIMIT = """
+mutation SetLimit($key: String!, $limit: Int!) {
+  setConcurrencyLimit(concurrencyKey: $key, limit: $limit) }
+"""
+POOL = """
+query Pool($key: String!) { instance { concurrencyLimit(concurrencyKey: $key) {
+  limit activeSlotCount activeRunIds pendingStepCount } } }
+"""
+RUN = """
+query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { runId status startTime
+  endTime tags { key value } stepStats { stepKey status startTime endTime } } } }
+"""
+MESSAGES = """
+query Messages($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection {
+  events { __typename ... on MessageEvent { message stepKey timestamp } } } } }
+"""
+FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+RUN_ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
+# Definitions are served as one repository of this name.
+REPOSITORY = "__repository__"
+
+
+def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"key": key, "value": value} for key, value in tags.items()]
+
+
+def _launched(result: dict[str, Any]) -> str:
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
+
+
+class Webserver:
+    """A running webserver's GraphQL endpoint; `location` is its code location's name."""
+
+    def __init__(self, port: int, location: str) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.location = location
+
+    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        response = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=30
+        )
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def wait_until_loaded(self, timeout: float, alive: Callable[[], None]) -> None:
+        """Until the webserver answers and its code location is loaded; `alive` raises if the
+        processes serving it have died meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            alive()
+            try:
+                workspace = self.graphql(WORKSPACE)["workspaceOrError"]
+            except requests.ConnectionError:
+                workspace = {}
+            entries = workspace.get("locationEntries", [])
+            for entry in entries:
+                location = entry["locationOrLoadError"] or {}
+                assert location.get("__typename") != "PythonError", location["message"]
+            if any(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries):
+                return
+            assert time.monotonic() < deadline, f"not loaded in {timeout} s"
+            time.sleep(0.25)
+
+    def launch_backfill(self, assets: list[str], partitions: list[str]) -> str:
+        params = {"assetSelection": [{"path": [name]} for name in assets],
+                  "partitionNames": partitions}
+        launched = self.graphql(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        return launched["backfillId"]
+
+    def backfill_status(self, backfill_id: str) -> str | None:
+        return self.graphql(BACKFILL, id=backfill_id)["partitionBackfillOrError"].get("status")
+
+    def backfill_runs(self, backfill_id: str) -> list[dict[str, Any]]:
+        runs = self.graphql(RUNS, tags=[{"key": "dagster/backfill", "value": backfill_id}])
+        return runs["runsOrError"]["results"]
+
+    def run_errors(self, run_id: str) -> list[str]:
+        """The error messages of a run's events, to explain a run that did not succeed."""
+        events = self.graphql(RUN_ERRORS, runId=run_id)["logsForRun"].get("events", [])
+        return [
+            " <- ".join(e["message"].strip() for e in [event["error"], *event["error"]["causes"]])
+            if event.get("error") else event["message"]
+            for event in events
+            if event.get("error") or event["__typename"] == "RunFailureEvent"
+        ]
+
+    def launch_run(self, job: str, run_config: Mapping[str, Any],
+                   tags: Mapping[str, str]) -> str:
+        params = {"selector": {"repositoryLocationName": self.location,
+                               "repositoryName": REPOSITORY, "jobName": job},
+                  "runConfigData": run_config, "executionMetadata": {"tags": _tags(tags)}}
+        return _launched(self.graphql(LAUNCH_RUN, params=params)["launchRun"])
+
+    def evaluate_schedule(self, name: str, timestamp: float) -> list[dict[str, Any]]:
+        """The run requests of the schedule's tick at `timestamp`, nothing launched."""
+        selector = {"repositoryLocationName": self.location, "repositoryName": REPOSITORY,
+                    "scheduleName": name}
+        tick = self.graphql(SCHEDULE_DRY_RUN, selector=selector, timestamp=timestamp)
+        return tick["scheduleDryRun"]["evaluationResult"]["runRequests"]
+
+    def launch_run_requests(self, requests: list[dict[str, Any]]) -> list[str]:
+        params = [{"selector": {"repositoryLocationName": self.location,
+                                "repositoryName": REPOSITORY, "jobName": request["jobName"]},
+                   "runConfigData": request["runConfigYaml"],
+                   "executionMetadata": {"tags": request["tags"]}} for request in requests]
+        launched = self.graphql(LAUNCH_RUNS, list=params)["launchMultipleRuns"]
+        return [_launched(run) for run in launched["launchMultipleRunsResult"]]
+
+    def reexecute_from_failure(self, run_id: str) -> str:
+        params = {"parentRunId": run_id, "strategy": "FROM_FAILURE"}
+        return _launched(self.graphql(REEXECUTE, params=params)["launchRunReexecution"])
+
+    def set_pool_limit(self, pool: str, limit: int) -> None:
+        assert self.graphql(SET_POOL_LIMIT, key=pool, limit=limit)["setConcurrencyLimit"]
+
+    def pool(self, pool: str) -> dict[str, Any]:
+        return self.graphql(POOL, key=pool)["instance"]["concurrencyLimit"]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The run with its tags as a dict and its steps' timelines (`stepStats`)."""
+        run = self.graphql(RUN, id=run_id)["runOrError"]
+        return {**run, "tags": {tag["key"]: tag["value"] for tag in run["tags"]}}
+
+    def step_statuses(self, run_id: str) -> dict[str, str]:
+        return {step["stepKey"]: step["status"] for step in self.run(run_id)["stepStats"]}
+
+    def messages(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's events that carry a message: engine events, step events, logs."""
+        events = self.graphql(MESSAGES, id=run_id)["logsForRun"]["events"]
+        return [event for event in events if event.get("message")]
