@@ -1,5 +1,6 @@
 """Nothing is lost under faults: retries, atomic files, idempotent re-runs, clear failures."""
 
+import socket
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,7 @@ def test_rerunning_an_unchanged_partition_gives_the_same_rows_in_key_order(
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
 
 
+@pytest.mark.one_transport  # refused before any request
 @pytest.mark.parametrize("key", ["2024-13-01", "../x", "2012-06-30"])
 def test_an_invalid_partition_key_is_refused_before_any_request(key, make_soda_server, cli_env) -> None:
     server = make_soda_server()
@@ -208,3 +210,34 @@ def test_a_temporary_folder_that_cannot_be_written_fails_at_once(
     assert f"Cannot keep a downloaded page in the temporary folder {missing}" in message
     assert not [r for r in server.requests if r.path.endswith(".csv")]  # nothing downloaded
     assert not list((tmp_path / "lake" / "crashes").glob("*.parquet"))
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed on return: connections to it are refused
+
+
+@pytest.mark.parametrize("api", ["auto", "soda3"])
+@pytest.mark.parametrize("host", ["nonexistent.invalid", "refusing"])
+def test_a_host_that_cannot_be_reached_fails_in_seconds_with_one_line(
+    api, host, tmp_path, caplog
+) -> None:
+    """No minute of retries: a name that does not resolve or a port that refuses stays so."""
+    domain = host if host != "refusing" else f"http://127.0.0.1:{_closed_port()}"
+    resources = {  # the default retry budget: 6 retries with backoff would take half a minute
+        "socrata": SocrataResource(domain=domain, api=api, app_token="unreachable-test-token"),
+        "io_manager": ParquetIOManager(storage_url=str(tmp_path)),
+    }
+    started = time.monotonic()
+    result = dg.materialize(
+        [crashes], resources=resources, partition_key="2024-01-02", raise_on_error=False
+    )
+    assert not result.success and time.monotonic() - started < 10
+    reason = "its name does not resolve" if host != "refusing" else "it refuses connections"
+    shown = domain.removeprefix("http://")
+    assert failure_message(result).splitlines()[-1].endswith(
+        f"SocrataError: Socrata at {shown} cannot be reached: {reason}. "
+        "Check SOCRATA_DOMAIN and the network."
+    )
+    assert "Retrying" not in caplog.text
