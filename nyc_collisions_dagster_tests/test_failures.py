@@ -5,7 +5,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -17,14 +17,15 @@ from nyc_collisions_dagster.raw.assets import collision_assets, crashes
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.generator import to_api_dict
-from nyc_collisions_dagster_tests.outcomes import failure_message, file_rows, typed_rows
+from nyc_collisions_dagster_tests.outcomes import (
+    DAYS,
+    FIVE_DAYS,
+    failure_message,
+    file_rows,
+    typed_rows,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DAYS = [date(2024, 1, 1) + timedelta(days=i) for i in range(5)]
-FIVE_DAYS = {
-    "dagster/asset_partition_range_start": "2024-01-01",
-    "dagster/asset_partition_range_end": "2024-01-05",
-}
 
 
 def _resources(server, lake: Path, **socrata) -> dict[str, object]:

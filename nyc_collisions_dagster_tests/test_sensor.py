@@ -12,7 +12,7 @@ from nyc_collisions_dagster.raw.sensors import late_records_sensor
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.generator import generate, to_api_dict
-from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
+from nyc_collisions_dagster_tests.outcomes import FIVE_DAYS, file_rows, typed_rows
 
 ASSETS = {a.key.to_user_string(): a for a in collision_assets}
 
@@ -212,11 +212,7 @@ def test_a_range_run_and_a_tick_write_the_same_bytes_through_soda3_as_through_so
             "socrata": SocrataResource(domain=server.url, api=api, app_token="parity-token"),
             "io_manager": ParquetIOManager(storage_url=str(tmp_path / api)),
         }
-        tags = {
-            "dagster/asset_partition_range_start": "2024-01-01",
-            "dagster/asset_partition_range_end": "2024-01-05",
-        }
-        assert dg.materialize(collision_assets, resources=resources[api], tags=tags).success
+        assert dg.materialize(collision_assets, resources=resources[api], tags=FIVE_DAYS).success
         cursors[api] = _tick(resources[api], None).cursor
     assert cursors["soda2"] == cursors["soda3"]
     crash = to_api_dict(

@@ -2,7 +2,6 @@
 
 import time
 from collections import Counter
-from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -11,22 +10,30 @@ import pytest
 from nyc_collisions_dagster.raw.assets import collision_assets, crashes
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataError, SocrataResource
-from nyc_collisions_dagster_tests.outcomes import failure_message, file_rows, typed_rows
+from nyc_collisions_dagster_tests.outcomes import (
+    DAYS,
+    FIVE_DAYS,
+    failure_message,
+    file_rows,
+    typed_rows,
+)
 
 pytestmark = pytest.mark.one_transport  # each test sets the api it is about
 TOKEN = "switch-test-token"
-DAYS = [date(2024, 1, 1) + timedelta(days=i) for i in range(5)]
-FIVE_DAYS = {
-    "dagster/asset_partition_range_start": "2024-01-01",
-    "dagster/asset_partition_range_end": "2024-01-05",
-}
 
 
-def _resources(server, lake: Path, **socrata) -> dict[str, object]:
-    return {
+def _materialize(
+    assets: list, server, lake: Path, instance: dg.DagsterInstance | None = None, **socrata
+) -> dg.ExecuteInProcessResult:
+    """A five-day run (one day for crashes alone) with these socrata settings, failures kept."""
+    resources = {
         "socrata": SocrataResource(domain=server.url, **socrata),
         "io_manager": ParquetIOManager(storage_url=str(lake)),
     }
+    partition = {"tags": FIVE_DAYS} if len(assets) > 1 else {"partition_key": "2024-01-02"}
+    return dg.materialize(
+        assets, resources=resources, instance=instance, raise_on_error=False, **partition
+    )
 
 
 def _switches(instance: dg.DagsterInstance, run_id: str) -> list[str]:
@@ -48,9 +55,8 @@ def test_auto_moves_to_soda3_once_when_resource_is_withdrawn_mid_run(
 
     server.on_request = withdraw_after_two_pages
     instance = dg.DagsterInstance.ephemeral()
-    resources = _resources(server, tmp_path, app_token=TOKEN, page_size=800, max_workers=1)
-    result = dg.materialize(
-        collision_assets, resources=resources, tags=FIVE_DAYS, instance=instance
+    result = _materialize(
+        collision_assets, server, tmp_path, instance, app_token=TOKEN, page_size=800, max_workers=1
     )
     assert result.success
     for name in ("crashes", "persons", "vehicles"):
@@ -77,18 +83,8 @@ def test_what_never_switches(make_soda_server, tmp_path, api, fault) -> None:
         server.withdraw_resource(410)
     else:
         server.fail_always(fault)
-    resources = _resources(
-        server,
-        tmp_path,
-        api=api,
-        app_token=TOKEN,
-        max_retries=1,
-        backoff_factor=0.01,
-        read_timeout_seconds=0.3,
-    )
-    result = dg.materialize(
-        [crashes], resources=resources, partition_key="2024-01-02", raise_on_error=False
-    )
+    settings = {"max_retries": 1, "backoff_factor": 0.01, "read_timeout_seconds": 0.3}
+    result = _materialize([crashes], server, tmp_path, api=api, app_token=TOKEN, **settings)
     assert not result.success
     assert all(r.path.startswith("/resource/") for r in server.requests)
     message = failure_message(result)
@@ -113,12 +109,7 @@ def test_soda3_without_an_app_token_fails_at_once_saying_how_to_get_one(
 ) -> None:
     server = make_soda_server()
     started = time.monotonic()
-    result = dg.materialize(
-        [crashes],
-        resources=_resources(server, tmp_path, api="soda3"),
-        partition_key="2024-01-02",
-        raise_on_error=False,
-    )
+    result = _materialize([crashes], server, tmp_path, api="soda3")
     assert not result.success and time.monotonic() - started < 30
     message = failure_message(result)
     assert "SODA3 needs an app token" in message and "SOCRATA_APP_TOKEN" in message
