@@ -13,7 +13,8 @@ each in its own process (started through peak_rss.py, so that its peak RSS is it
 
 1. the guide's brute force (sequential 5,000-row JSON pages, one DataFrame, one CSV PUT);
 2. the guide's multithreaded method (the same pages from a default ThreadPoolExecutor);
-3. this project through `dagster asset materialize` with `max_workers=1`, then with defaults;
+3. this project through `dagster asset materialize` with `max_workers=1`, then with defaults,
+   then with defaults on SODA3 (SOCRATA_API=soda3 and an app token: POSTed queries, CSV pages);
 4. the wire floor: every row once as 50,000-row CSV pages from 8 threads, bytes dropped;
 5. the Dagster floor: a do-nothing single-run asset over the same daily range and instance;
 6. the project over 1 and 24 months (memory must not grow with the range), and one partition
@@ -108,13 +109,17 @@ def run_wire(bench: Bench, start: date, end: date) -> Result:
                   checked(expected, rows=told["rows"]))
 
 
-def run_project(bench: Bench, start: date, end: date, config: dict | None = None) -> Result:
-    """`dagster asset materialize` of crashes over [start, end) into a fresh home and prefix."""
+def run_project(bench: Bench, start: date, end: date, config: dict | None = None,
+                soda3: bool = False) -> Result:
+    """`dagster asset materialize` of crashes over [start, end) into a fresh home and prefix,
+    on SODA 2.1 (the default setting, auto) or on SODA3."""
     name = f"project-{uuid.uuid4().hex[:8]}"
     home = harness.fresh_dagster_home(bench.scratch / name)
     prefix = f"bench/{name}"
     env = {**bench.env, "DAGSTER_HOME": str(home), "SOCRATA_DOMAIN": bench.domain,
            "COLLISIONS_STORAGE_URL": f"s3://{harness.BUCKET}/{prefix}"}
+    if soda3:
+        env |= {"SOCRATA_API": "soda3", "SOCRATA_APP_TOKEN": "benchmark-app-token"}
     cmd = harness.dagster_materialize(PROJECT_TARGET, "crashes", start,
                                       end - timedelta(days=1), config)
     measured = bench.live.measure(cmd, env, name)
@@ -162,6 +167,8 @@ def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[
         "sequential": ("project, max_workers=1",
                        partial(run_project, bench, START, end, SEQUENTIAL)),
         "project": ("project, defaults", partial(run_project, bench, START, end)),
+        "soda3": ("project, defaults, SODA3",
+                  partial(run_project, bench, START, end, soda3=True)),
         "wire": ("wire floor", partial(run_wire, bench, START, end)),
         "floor": ("Dagster floor", partial(run_floor, bench, START, end)),
         "month": ("project, 1 month", partial(run_project, bench, START, add_months(START, 1))),
@@ -183,8 +190,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="3 months, no sequential or 1-month runs: a smoke test")
     parser.add_argument("--only", help="comma-separated runs to measure, e.g. project,month,long "
-                        "(keys: brute, threaded, sequential, project, wire, floor, month, long, "
-                        "one, floor_one)")
+                        "(keys: brute, threaded, sequential, project, soda3, wire, floor, month, "
+                        "long, one, floor_one)")
     parser.add_argument("--latency", type=float, default=0.5, help="server seconds per request")
     parser.add_argument("--row-cost", type=float, default=0.00005,
                         help="server seconds per row served")
@@ -202,7 +209,7 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
                                                  args.max_concurrent)
         total = harness.source_rows(domain, START, end)
         env = {**os.environ, **aws_env}
-        for name in ("DAGSTER_HOME", "SOCRATA_DOMAIN", "SOCRATA_APP_TOKEN",
+        for name in ("DAGSTER_HOME", "SOCRATA_DOMAIN", "SOCRATA_APP_TOKEN", "SOCRATA_API",
                      "COLLISIONS_STORAGE_URL"):
             env.pop(name, None)  # nothing from the caller's shell steers a run
         bench = Bench(live, domain, env, scratch)
@@ -223,7 +230,17 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
     labels = {key: label for key, (label, _) in runs.items()}
     goals = targets(results, min(24, months_between(START, end)))
     return markdown("Mass upload benchmark", context, labels, results, goals,
-                    floor_notes(results, days))
+                    floor_notes(results, days) + soda3_notes(results))
+
+
+def soda3_notes(results: dict[str, Result | None]) -> list[str]:
+    """SODA3 beside SODA 2.1: the same run, the same server and data, the other transport."""
+    soda2, soda3 = results.get("project"), results.get("soda3")
+    if soda2 is None or soda3 is None:
+        return []
+    return [f"SODA3: {soda3.wall:.1f} s against SODA 2.1's {soda2.wall:.1f} s "
+            f"({soda3.wall / soda2.wall:.2f}x), {soda3.requests} requests against "
+            f"{soda2.requests}, peak RSS {soda3.rss_mb:.0f} MB against {soda2.rss_mb:.0f} MB."]
 
 
 def floor_notes(results: dict[str, Result | None], days: int) -> list[str]:

@@ -31,6 +31,7 @@ BUCKET = "nyc-application-collisions"
 _SETTINGS = (
     "SOCRATA_DOMAIN",
     "SOCRATA_APP_TOKEN",
+    "SOCRATA_API",
     "COLLISIONS_STORAGE_URL",
     "COLLISIONS_PROCESSED_URL",
     "AWS_ENDPOINT_URL",
@@ -52,6 +53,41 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No setting from the developer's shell leaks into a test."""
     for name in _SETTINGS:
         monkeypatch.delenv(name, raising=False)
+
+
+TRANSPORTS = ("soda2", "soda3")
+SUITE_APP_TOKEN = "suite-app-token"
+_SERVERS = {"soda_server", "make_soda_server", "month_server"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that reads a SODA test server through the project runs on both transports.
+
+    Left out: the server's own tests (they speak HTTP to it directly), the UI and production
+    topology tests (minutes of servers, which no transport changes) and tests marked
+    one_transport.
+    """
+    if _SERVERS.isdisjoint(metafunc.fixturenames) or metafunc.module.__name__.endswith(
+        "test_soda_server"
+    ):
+        return
+    if any(metafunc.definition.get_closest_marker(m) for m in ("webserver", "deploy", "one_transport")):
+        return
+    metafunc.parametrize("soda_api", TRANSPORTS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def soda_api(
+    request: pytest.FixtureRequest, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The transport of this test, set the way an operator would: in the environment, which every
+    SocrataResource without an api or a token of its own reads at run time (CLI runs included).
+    soda2 leaves the default, auto, which reads SODA 2.1 while it answers."""
+    api = getattr(request, "param", "soda2")
+    if api == "soda3":
+        monkeypatch.setenv("SOCRATA_API", "soda3")
+        monkeypatch.setenv("SOCRATA_APP_TOKEN", SUITE_APP_TOKEN)
+    return api
 
 
 def _free_port() -> int:

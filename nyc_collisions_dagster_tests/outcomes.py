@@ -3,7 +3,7 @@ runs a sensor asks for, and carrying them out."""
 
 import re
 from collections.abc import Iterable
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -16,6 +16,12 @@ from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster_tests.generator import FIELDS, Row
 
 _PARSE = {pa.int64(): int, pa.float64(): float, pa.date32(): lambda v: date.fromisoformat(v[:10])}
+# The range most run-level tests land: the first five days the test server's rows cover.
+DAYS = [date(2024, 1, 1) + timedelta(days=i) for i in range(5)]
+FIVE_DAYS = {
+    "dagster/asset_partition_range_start": "2024-01-01",
+    "dagster/asset_partition_range_end": "2024-01-05",
+}
 
 
 def typed_rows(asset: str, rows: Iterable[Row], day: date) -> list[dict[str, object]]:

@@ -1,4 +1,5 @@
-"""A SODA 2.1-compatible HTTP server for tests: ``/resource/{id}.json|csv`` with SoQL, modelled
+"""A SODA 2.1- and SODA3-compatible HTTP server for tests: ``GET /resource/{id}.json|csv`` with
+SoQL parameters and ``POST /api/v3/views/{id}/query.json|csv`` with a SoQL statement, modelled
 latency, a bounded worker pool, injected faults and live mutations of the served rows.
 
 Run ``python -m nyc_collisions_dagster_tests.soda_server --help`` for the stand-alone server.
@@ -52,6 +53,9 @@ SYSTEM_FIELDS = (":id", ":created_at", ":updated_at")
 _SYSTEM_COLUMNS = {soql.Column(f) for f in SYSTEM_FIELDS}
 FAULTS = ("429", "500", "503", "disconnect", "slow")
 _RESOURCE = re.compile(r"/resource/([a-z0-9]{4}-[a-z0-9]{4})\.(json|csv)")
+# dev.socrata.com/docs/queries: SODA3 queries are POSTed to /query; docs/formats: CSV and JSON.
+_SODA3 = re.compile(r"/api/v3/views/([a-z0-9]{4}-[a-z0-9]{4})/query\.(json|csv)")
+_SODA3_OPTIONS = frozenset({"query", "page", "includeSystem", "includeSynthetic"})
 _CONTENT_TYPES = {"json": "application/json; charset=utf-8", "csv": "text/csv; charset=utf-8"}
 _ID_LETTERS = "abcdefghijkmnpqrstuvwxyz23456789"
 _HUMAN = encode_basestring(HUMAN_ADDRESS)
@@ -72,6 +76,10 @@ class RequestRecord:
     headers: dict[str, str]
     fault: str | None
     seconds: float
+    # The query as SODA 2.1 parameters ($select, $where, $limit, ...), names without backquotes:
+    # a SODA3 statement split into its clauses, its page as $limit/$offset. Tests read both
+    # transports' requests through it.
+    clauses: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -450,6 +458,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.soda._handle(self)
 
+    def do_POST(self) -> None:
+        self.server.soda._handle(self)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # tests read ``SodaServer.requests`` instead of stderr noise
 
@@ -489,6 +500,7 @@ class SodaServer:
         self.on_request: Callable[[str, dict[str, str]], None] | None = None
         self.max_limit = max_limit
         self.gzip = gzip
+        self.withdrawn: int | None = None
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -562,6 +574,11 @@ class SodaServer:
     def fail_always(self, status: int | str = 503) -> None:
         """Every request fails from now on with this fault, as a source that stays down."""
         self.set_faults(rate=1.0, faults=(str(status),))
+
+    def withdraw_resource(self, status: int = 410) -> None:
+        """From now on SODA 2.1 (``/resource/``) answers ``status``, 404 or 410, as when Socrata
+        retires SODA 2.x; SODA3 keeps answering."""
+        self.withdrawn = status
 
     def fail_next(self, count: int, fault: int | str = 503) -> None:
         """The next ``count`` requests fail with ``fault``, whatever the fault rate."""
@@ -652,15 +669,24 @@ class SodaServer:
     def _answer(self, handler: _Handler) -> None:
         started = time.perf_counter()
         url = urlsplit(handler.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
-        match = _RESOURCE.fullmatch(url.path)
+        soda3 = handler.command == "POST"
+        match = (_SODA3 if soda3 else _RESOURCE).fullmatch(url.path)
+        if soda3:
+            options, params, clauses = _soda3_request(_read_body(handler))
+        else:
+            params = dict(parse_qsl(url.query, keep_blank_values=True))
+            clauses = params
         if self.on_request is not None:
-            self.on_request(url.path, params)
+            self.on_request(url.path, clauses)
         try:
             with self._slot():
                 self._pause(self.latency)
                 fault, rng = self._draw()
-                status, headers, body, rows = self._respond(handler, match, params, fault, rng)
+                if soda3:
+                    status, headers, body, rows = self._respond_soda3(handler, match, options,
+                                                                      fault, rng)
+                else:
+                    status, headers, body, rows = self._respond(handler, match, params, fault, rng)
                 if self.gzip and "gzip" in handler.headers.get("Accept-Encoding", ""):
                     # As the real service does for clients that accept it.
                     body = gzip.compress(body, compresslevel=1)
@@ -670,7 +696,7 @@ class SodaServer:
                 # Logged before answering, so a client that has its answer also finds it logged.
                 record = RequestRecord(url.path, match.group(1) if match else None, params, status,
                                        rows, sent, dict(handler.headers.items()), fault,
-                                       time.perf_counter() - started)
+                                       time.perf_counter() - started, dict(clauses))
                 with self._lock:
                     self._log.append(record)
                 handler.send_response(status)
@@ -686,8 +712,8 @@ class SodaServer:
         except _StoppedError:
             handler.close_connection = True
 
-    def _respond(self, handler: _Handler, match: re.Match[str] | None, params: dict[str, str],
-                 fault: str | None, rng: random.Random) -> tuple[int, dict[str, str], bytes, int]:
+    def _fault(self, fault: str | None) -> tuple[int, dict[str, str], bytes, int] | None:
+        """The answer an injected fault gives instead of the query's, if any."""
         if fault == "slow":
             self._pause(self.slow_seconds)
         elif fault == "429":
@@ -697,6 +723,15 @@ class SodaServer:
             status = int(fault)  # type: ignore[arg-type]
             code = {500: "internal_error", 503: "service_unavailable"}.get(status, "error")
             return _error(status, code, f"Injected failure {fault}")
+        return None
+
+    def _respond(self, handler: _Handler, match: re.Match[str] | None, params: dict[str, str],
+                 fault: str | None, rng: random.Random) -> tuple[int, dict[str, str], bytes, int]:
+        if (failed := self._fault(fault)) is not None:
+            return failed
+        if self.withdrawn is not None:
+            return _error(self.withdrawn, "gone" if self.withdrawn == 410 else "not_found",
+                          "SODA 2.x is no longer served here: POST /api/v3/views/{id}/query.json")
         if match is None or match.group(1) not in self._tables:
             return _error(404, "not_found",
                           f"Cannot find view with id {match.group(1) if match else handler.path}")
@@ -705,10 +740,39 @@ class SodaServer:
             return _error(403, "invalid_app_token", "Invalid app_token specified")
         table, fmt = self._tables[match.group(1)], match.group(2)
         try:
-            outputs, page, star = table.query(soql.query_from_params(params), rng)
+            query = soql.query_from_params(params)
         except soql.SoqlError as exc:
-            return _error(400, exc.code, exc.message,
-                          data={**exc.data, "dataset": f"alpha.{table.id}"})
+            return _soql_error(table, exc)
+        return self._run(table, fmt, query, rng)
+
+    def _respond_soda3(self, handler: _Handler, match: re.Match[str] | None, options: Any,
+                       fault: str | None,
+                       rng: random.Random) -> tuple[int, dict[str, str], bytes, int]:
+        if (failed := self._fault(fault)) is not None:
+            return failed
+        if match is None or match.group(1) not in self._tables:
+            return _error(404, "not_found",
+                          f"Cannot find view with id {match.group(1) if match else handler.path}")
+        token = handler.headers.get("X-App-Token")
+        if token is None and "Authorization" not in handler.headers:
+            # dev.socrata.com/docs/queries; the status is this server's choice: the docs give none.
+            return _error(403, "authentication_required", "Requests must be either authenticated "
+                          "by a user or marked with a valid application token")
+        if self.app_tokens is not None and token is not None and token not in self.app_tokens:
+            return _error(403, "invalid_app_token", "Invalid app_token specified")
+        table, fmt = self._tables[match.group(1)], match.group(2)
+        try:
+            query = _soda3_query(options)
+        except soql.SoqlError as exc:
+            return _soql_error(table, exc)
+        return self._run(table, fmt, query, rng)
+
+    def _run(self, table: _Table, fmt: str, query: soql.Query,
+             rng: random.Random) -> tuple[int, dict[str, str], bytes, int]:
+        try:
+            outputs, page, star = table.query(query, rng)
+        except soql.SoqlError as exc:
+            return _soql_error(table, exc)
         if self.max_limit is not None:
             page = page[:self.max_limit]  # SODA 2.0 endpoints cap $limit silently
         names = [o.name for o in outputs]
@@ -750,6 +814,77 @@ def _error(status: int, code: str, message: str, headers: Mapping[str, str] | No
            data: dict[str, Any] | None = None) -> tuple[int, dict[str, str], bytes, int]:
     body = json.dumps({"errorCode": code, "message": message, "data": data or {}}).encode()
     return status, {"Content-Type": _CONTENT_TYPES["json"], **(headers or {})}, body, 0
+
+
+def _soql_error(table: _Table, exc: soql.SoqlError) -> tuple[int, dict[str, str], bytes, int]:
+    return _error(400, exc.code, exc.message, data={**exc.data, "dataset": f"alpha.{table.id}"})
+
+
+def _read_body(handler: _Handler) -> bytes:
+    """The whole request body, read before answering so that a kept-alive connection stays in
+    step even when the answer is an error."""
+    return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+
+
+def _soda3_request(body: bytes) -> tuple[Any, dict[str, str], dict[str, str]]:
+    """(options, what the request log keeps of them, their clauses): see RequestRecord."""
+    try:
+        options = json.loads(body)
+    except ValueError:
+        return None, {"body": body[:1000].decode(errors="replace")}, {}
+    if not isinstance(options, dict):
+        return options, {"body": body[:1000].decode(errors="replace")}, {}
+    params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in options.items()}
+    statement = options.get("query")
+    clauses = soql.split_statement(statement) if isinstance(statement, str) else {}
+    page = options.get("page")
+    if isinstance(page, dict) and isinstance(page.get("pageSize"), int):
+        clauses["$limit"] = str(page["pageSize"])
+        if isinstance(page.get("pageNumber"), int) and page["pageNumber"] > 1:
+            clauses["$offset"] = str((page["pageNumber"] - 1) * page["pageSize"])
+    return options, params, clauses
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise soql.SoqlError("query.page.invalid", f"{name} must be a whole number from 1")
+    return value
+
+
+def _soda3_query(options: Any) -> soql.Query:
+    """The query a SODA3 body asks for, per dev.socrata.com/docs/queries and its option pages:
+    ``query``, a full statement with a SELECT and no FROM; ``page``, one page of its result, which
+    then comes in a stable order; ``includeSystem``, system fields in ``SELECT *``;
+    ``includeSynthetic``, accepted (the generated datasets have no synthetic columns)."""
+    if not isinstance(options, dict) or not isinstance(options.get("query"), str):
+        raise soql.SoqlError("query.options.invalid", "The body must be a JSON object with a query")
+    if unknown := set(options) - _SODA3_OPTIONS:
+        raise soql.SoqlError("query.options.invalid", f"Unrecognized option {sorted(unknown)[0]}")
+    for flag in ("includeSystem", "includeSynthetic"):
+        if not isinstance(options.get(flag, False), bool):
+            raise soql.SoqlError("query.options.invalid", f"{flag} must be true or false")
+    statement, page = options["query"], options.get("page")
+    if not re.match(r"\s*select\b", statement, re.I):
+        raise soql.SoqlError("query.soql.malformed", "A SoQL statement must have a SELECT clause")
+    if page is None:
+        query = soql.parse_statement(statement)
+    else:
+        if not isinstance(page, dict) or set(page) != {"pageNumber", "pageSize"}:
+            raise soql.SoqlError("query.page.invalid", "page needs pageNumber and pageSize")
+        number = _count(page["pageNumber"], "pageNumber")
+        size = _count(page["pageSize"], "pageSize")
+        # The page is a window on the statement's whole result, whatever its own LIMIT.
+        query = soql.parse_statement(statement, default_limit=sys.maxsize)
+        skip = (number - 1) * size
+        query.offset += skip
+        query.limit = max(0, min(query.limit - skip, size))
+        grouped = bool(query.group) or any(_is_aggregate(i.expr) for i in query.select)
+        if not query.order and not grouped:
+            # docs/queries/page: "we also impose an ordering upon the results".
+            query.order = [(soql.Column(":id"), False)]
+    if options.get("includeSystem") and any(item.star == "*" for item in query.select):
+        query.select = [*query.select, soql.SelectItem(None, star=":*")]
+    return query
 
 
 def _initial_stamp() -> Callable[[Any], str]:

@@ -246,9 +246,9 @@ def _parse(text: str, rule: Callable[[_Parser], Any]) -> Any:
     return result
 
 
-def parse_statement(text: str) -> Query:
+def parse_statement(text: str, default_limit: int = 1000) -> Query:
     """A full ``$query`` statement: SELECT ... WHERE ... GROUP BY ... ORDER BY ... LIMIT/OFFSET."""
-    p, q = _Parser(text), Query()
+    p, q = _Parser(text), Query(limit=default_limit)
     if p.kw("select"):
         q.select = p.select_list()
     if p.kw("where"):
@@ -265,6 +265,26 @@ def parse_statement(text: str) -> Query:
         q.offset = p.integer()
     p.finish()
     return q
+
+
+_CLAUSE = re.compile(r"'(?:[^']|'')*'|`[^`]*`"
+                     r"|\b(select|where|group\s+by|having|order\s+by|limit|offset)\b", re.I)
+
+
+def split_statement(text: str) -> dict[str, str]:
+    """A statement's clauses as SODA 2.1 parameters (``{"$where": "a > 1", ...}``), names without
+    their backquotes: one shape for the requests of both transports, as tests read them."""
+    clauses: dict[str, str] = {}
+    name, start = None, 0
+    for m in _CLAUSE.finditer(text):
+        if m.group(1) is None:  # a literal or a quoted name
+            continue
+        if name:
+            clauses[name] = text[start:m.start()].strip()
+        name, start = "$" + m.group(1).split()[0].lower(), m.end()
+    if name:
+        clauses[name] = text[start:].strip()
+    return {k: v.replace("`", "") for k, v in clauses.items()}
 
 
 def query_from_params(params: Mapping[str, str]) -> Query:

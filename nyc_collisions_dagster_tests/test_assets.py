@@ -71,11 +71,11 @@ def test_range_run_writes_every_day_from_range_queries(
     # One page per dataset covers five days: no query per day, no offset, a unique order.
     assert len(data_requests) == 3
     for request in data_requests:
-        assert "$offset" not in request.params
-        assert request.params["$limit"] == "50000"
-        assert request.params["$order"] in ("crash_date, collision_id", "crash_date, unique_id")
-        assert "crash_date >= '2024-01-01T00:00:00'" in request.params["$where"]
-        assert "crash_date < '2024-01-06T00:00:00'" in request.params["$where"]
+        assert "$offset" not in request.clauses
+        assert request.clauses["$limit"] == "50000"
+        assert request.clauses["$order"] in ("crash_date, collision_id", "crash_date, unique_id")
+        assert "crash_date >= '2024-01-01T00:00:00'" in request.clauses["$where"]
+        assert "crash_date < '2024-01-06T00:00:00'" in request.clauses["$where"]
     events = result.get_asset_materialization_events()
     assert len(events) == 15
     counts = {

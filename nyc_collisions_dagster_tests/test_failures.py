@@ -1,10 +1,11 @@
 """Nothing is lost under faults: retries, atomic files, idempotent re-runs, clear failures."""
 
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -16,14 +17,15 @@ from nyc_collisions_dagster.raw.assets import collision_assets, crashes
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.generator import to_api_dict
-from nyc_collisions_dagster_tests.outcomes import failure_message, file_rows, typed_rows
+from nyc_collisions_dagster_tests.outcomes import (
+    DAYS,
+    FIVE_DAYS,
+    failure_message,
+    file_rows,
+    typed_rows,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DAYS = [date(2024, 1, 1) + timedelta(days=i) for i in range(5)]
-FIVE_DAYS = {
-    "dagster/asset_partition_range_start": "2024-01-01",
-    "dagster/asset_partition_range_end": "2024-01-05",
-}
 
 
 def _resources(server, lake: Path, **socrata) -> dict[str, object]:
@@ -131,6 +133,7 @@ def test_rerunning_an_unchanged_partition_gives_the_same_rows_in_key_order(
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
 
 
+@pytest.mark.one_transport  # refused before any request
 @pytest.mark.parametrize("key", ["2024-13-01", "../x", "2012-06-30"])
 def test_an_invalid_partition_key_is_refused_before_any_request(key, make_soda_server, cli_env) -> None:
     server = make_soda_server()
@@ -208,3 +211,34 @@ def test_a_temporary_folder_that_cannot_be_written_fails_at_once(
     assert f"Cannot keep a downloaded page in the temporary folder {missing}" in message
     assert not [r for r in server.requests if r.path.endswith(".csv")]  # nothing downloaded
     assert not list((tmp_path / "lake" / "crashes").glob("*.parquet"))
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed on return: connections to it are refused
+
+
+@pytest.mark.parametrize("api", ["auto", "soda3"])
+@pytest.mark.parametrize("host", ["nonexistent.invalid", "refusing"])
+def test_a_host_that_cannot_be_reached_fails_in_seconds_with_one_line(
+    api, host, tmp_path, caplog
+) -> None:
+    """No minute of retries: a name that does not resolve or a port that refuses stays so."""
+    domain = host if host != "refusing" else f"http://127.0.0.1:{_closed_port()}"
+    resources = {  # the default retry budget: 6 retries with backoff would take half a minute
+        "socrata": SocrataResource(domain=domain, api=api, app_token="unreachable-test-token"),
+        "io_manager": ParquetIOManager(storage_url=str(tmp_path)),
+    }
+    started = time.monotonic()
+    result = dg.materialize(
+        [crashes], resources=resources, partition_key="2024-01-02", raise_on_error=False
+    )
+    assert not result.success and time.monotonic() - started < 10
+    reason = "its name does not resolve" if host != "refusing" else "it refuses connections"
+    shown = domain.removeprefix("http://")
+    assert failure_message(result).splitlines()[-1].endswith(
+        f"SocrataError: Socrata at {shown} cannot be reached: {reason}. "
+        "Check SOCRATA_DOMAIN and the network."
+    )
+    assert "Retrying" not in caplog.text

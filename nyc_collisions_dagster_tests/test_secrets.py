@@ -1,4 +1,4 @@
-"""The app token and the AWS secret key never reach the run log, metadata or errors."""
+"""The app token and the AWS secret key never reach the run log, metadata, errors or a URL."""
 
 import dagster as dg
 from dagster._serdes import serialize_value
@@ -39,6 +39,9 @@ def test_secrets_stay_out_of_logs_metadata_and_errors(
 
     assert succeeded.success and not failed.success
     assert any(APP_TOKEN in str(r.headers.values()) for r in good.requests)  # it was really sent
+    # ...as the X-App-Token header only: never in a URL, a SODA 2.1 parameter or a SODA3 body.
+    for request in good.requests + bad.requests:
+        assert APP_TOKEN not in request.path + str(request.params)
     everything = [serialize_value(e) for run in (succeeded, failed) for e in instance.all_logs(run.run_id)]
     output = capfd.readouterr()
     everything += [output.out, output.err]

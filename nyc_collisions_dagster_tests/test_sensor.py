@@ -12,7 +12,13 @@ from nyc_collisions_dagster.raw.sensors import late_records_sensor
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.generator import generate, to_api_dict
-from nyc_collisions_dagster_tests.outcomes import file_rows, requested, run_requested, typed_rows
+from nyc_collisions_dagster_tests.outcomes import (
+    FIVE_DAYS,
+    file_rows,
+    requested,
+    run_requested,
+    typed_rows,
+)
 
 
 @pytest.fixture
@@ -177,3 +183,42 @@ def test_a_cursor_without_a_dataset_starts_watching_it_and_keeps_the_others(watc
     alone = _tick(resources, json.dumps({"crashes": json.loads(result.cursor)["crashes"]}))
     assert not alone.run_requests and "Started watching" in alone.skip_reason.skip_message
     assert set(json.loads(alone.cursor)) == {"crashes", "persons", "vehicles"}
+
+
+@pytest.mark.one_transport  # compares the two
+def test_a_range_run_and_a_tick_write_the_same_bytes_through_soda3_as_through_soda2(
+    make_soda_server, tmp_path
+) -> None:
+    server = make_soda_server()
+    resources, cursors = {}, {}
+    for api in ("soda2", "soda3"):
+        resources[api] = {
+            "socrata": SocrataResource(domain=server.url, api=api, app_token="parity-token"),
+            "io_manager": ParquetIOManager(storage_url=str(tmp_path / api)),
+        }
+        assert dg.materialize(collision_assets, resources=resources[api], tags=FIVE_DAYS).success
+        cursors[api] = _tick(resources[api], None).cursor
+    assert cursors["soda2"] == cursors["soda3"]
+    crash = to_api_dict(
+        "crashes", next(r for r in server.rows("crashes") if r[0].startswith("2024-01-02"))
+    )
+    server.upsert("crashes", [crash | {"crash_date": "2024-01-04T00:00:00.000"}])
+    server.upsert("crashes", [_late_crash("2024-01-03", date(2024, 2, 1))])
+    server.upsert("vehicles", [_vehicle(server, "2024-01-05")])
+    ticks = {api: _tick(resources[api], cursors[api]) for api in resources}
+    assert requested(ticks["soda2"]) == requested(ticks["soda3"]) == {
+        ("crashes", "2024-01-02", "2024-01-04"),
+        ("vehicles", "2024-01-05", "2024-01-05"),
+    }
+    assert ticks["soda2"].cursor == ticks["soda3"].cursor
+    for api, tick in ticks.items():
+        run_requested(tick, resources[api])
+    lakes = {
+        api: {p.relative_to(tmp_path / api): p.read_bytes() for p in (tmp_path / api).rglob("*.*")}
+        for api in resources  # every file, temporary ones included: none may be left
+    }
+    assert lakes["soda2"] == lakes["soda3"] and len(lakes["soda2"]) == 15
+    for day in (date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4)):  # the tick's days landed
+        rows = file_rows(str(tmp_path / "soda3" / "crashes" / f"{day}.parquet"))
+        assert rows == typed_rows("crashes", server.rows("crashes"), day)
+    assert {r.path.split("/")[1] for r in server.requests} == {"resource", "api"}

@@ -479,6 +479,112 @@ def test_cli_serves_until_sigterm() -> None:
         assert process.wait(timeout=10) == 0
 
 
+# --- SODA3 ---------------------------------------------------------------------------
+
+def post(server: SodaServer, body: Any, dataset: str = CRASHES, fmt: str = "json",
+         token: str | None = "t") -> requests.Response:
+    headers = {"X-App-Token": token} if token else {}
+    return requests.post(f"{server.url}/api/v3/views/{dataset}/query.{fmt}", json=body,
+                         headers=headers, timeout=10)
+
+
+def test_soda3_serves_the_rows_of_soda2(soda_server: SodaServer) -> None:
+    where = "crash_date >= '2024-01-02' AND crash_date < '2024-01-04'"
+    for fmt in ("json", "csv"):
+        old = get(soda_server, CRASHES, {"$where": where, "$order": ORDER, "$limit": 5000}, fmt)
+        statement = ("SELECT * WHERE `crash_date` >= '2024-01-02' AND `crash_date` < '2024-01-04'"
+                     " ORDER BY `crash_date`, `collision_id`")
+        page = {"pageNumber": 1, "pageSize": 5000}
+        new = post(soda_server, {"query": statement, "page": page}, fmt=fmt)
+        assert new.status_code == 200 and new.content == old.content and len(old.content) > 1000
+        assert new.headers["Content-Type"] == old.headers["Content-Type"]
+    grouped = post(soda_server, {"query": "SELECT `crash_date`, count(*) AS `n` "
+                                          "GROUP BY `crash_date` ORDER BY `crash_date`"}).json()
+    assert grouped == rows_of(soda_server, CRASHES, {
+        "$select": "crash_date, count(*) AS n", "$group": "crash_date", "$order": "crash_date"})
+
+
+def test_soda3_page_is_a_window_of_the_statement_in_a_stable_order(soda_server: SodaServer,
+                                                                   soda_rows: Rows) -> None:
+    def page(number: int, size: int, query: str = "SELECT `collision_id`") -> list[str]:
+        body = {"query": query, "page": {"pageNumber": number, "pageSize": size}}
+        return [r["collision_id"] for r in post(soda_server, body).json()]
+
+    assert len(soda_rows["crashes"]) > 1500
+    assert len(post(soda_server, {"query": "SELECT *"}).json()) == 1000  # no page: 2.1's default
+    assert len(page(1, 1500)) == 1500
+    # Without ORDER BY a page still comes in one order (docs/queries/page), so pages tile.
+    assert page(1, 300) + page(2, 300) == page(1, 600) and len(set(page(1, 600))) == 600
+    ordered = "SELECT `collision_id` ORDER BY `collision_id` DESC"
+    assert page(3, 10, ordered) == [r["collision_id"] for r in rows_of(
+        soda_server, CRASHES, {"$select": "collision_id", "$order": "collision_id DESC",
+                               "$offset": 20, "$limit": 10})]
+    assert page(2, 10, ordered + " LIMIT 15") == page(2, 10, ordered)[:5]
+
+
+def test_soda3_include_system_adds_system_fields_to_select_star(soda_server: SodaServer) -> None:
+    def first(**options: Any) -> dict[str, Any]:
+        return post(soda_server, {"query": "SELECT * ORDER BY `collision_id`",
+                                  "page": {"pageNumber": 1, "pageSize": 1}, **options}).json()[0]
+
+    plain, system = first(), first(includeSystem=True, includeSynthetic=False)
+    assert set(plain) <= set(FIELDS["crashes"])
+    assert set(system) - set(plain) == {":id", ":created_at", ":updated_at"}
+    assert first(includeSystem=False, includeSynthetic=False) == plain
+
+
+def test_soda3_needs_a_token_a_select_and_a_well_formed_body(
+        make_soda_server: MakeServer) -> None:
+    server = make_soda_server(app_tokens={"good"})
+
+    def error(body: Any, token: str | None = "good") -> tuple[int, str]:
+        response = post(server, body, token=token)
+        return response.status_code, response.json()["errorCode"]
+
+    assert post(server, {"query": "SELECT *"}, token="good").status_code == 200
+    assert error({"query": "SELECT *"}, token=None) == (403, "authentication_required")
+    assert error({"query": "SELECT *"}, token="bad") == (403, "invalid_app_token")
+    assert error({"query": "WHERE `borough` = 'QUEENS'"}) == (400, "query.soql.malformed")
+    assert error({"query": "SELECT * FROM crashes"}) == (400, "query.compiler.malformed")
+    assert error({"query": "SELECT `foo`"}) == (400, "query.soql.no-such-column")
+    assert error({"query": "SELECT *", "limit": 5}) == (400, "query.options.invalid")
+    assert error({"query": "SELECT *", "includeSystem": "yes"}) == (400, "query.options.invalid")
+    assert error({"query": "SELECT *", "page": {"pageNumber": 0, "pageSize": 5}}) == (
+        400, "query.page.invalid")
+    assert error(["SELECT *"]) == (400, "query.options.invalid")
+    assert error({"query": "SELECT *"}, token=None)[0] == 403
+    assert post(server, {"query": "SELECT *"}, "abcd-1234", token="good").status_code == 404
+
+
+def test_withdrawn_soda2_answers_its_status_while_soda3_serves(
+        make_soda_server: MakeServer) -> None:
+    server = make_soda_server()
+    for status in (410, 404):
+        server.withdraw_resource(status)
+        gone = get(server, CRASHES, {"$limit": 1})
+        assert gone.status_code == status and "/api/v3/views/" in gone.json()["message"]
+        assert post(server, {"query": "SELECT *"}).status_code == 200
+    server.fail_next(1, 503)  # faults reach SODA3 as they reach SODA 2.1
+    assert [post(server, {"query": "SELECT *"}).status_code for _ in range(2)] == [503, 200]
+
+
+def test_both_transports_log_their_query_alike(make_soda_server: MakeServer) -> None:
+    server = make_soda_server()
+    seen: list[dict[str, str]] = []
+    server.on_request = lambda path, clauses: seen.append(clauses)
+    get(server, PERSONS, {"$where": "crash_date >= '2024-01-02'", "$order": "unique_id",
+                          "$limit": "7"})
+    post(server, {"query": "SELECT * WHERE `crash_date` >= '2024-01-02' ORDER BY `unique_id`",
+                  "page": {"pageNumber": 1, "pageSize": 7}}, PERSONS)
+    old, new = server.requests
+    assert old.clauses == seen[0] == old.params
+    assert new.clauses == seen[1] == {"$select": "*", **old.clauses}
+    assert new.params["query"].startswith("SELECT * WHERE `crash_date`")
+    assert json.loads(new.params["page"]) == {"pageNumber": 1, "pageSize": 7}
+    assert (new.path, new.dataset_id, new.rows) == (f"/api/v3/views/{PERSONS}/query.json",
+                                                    PERSONS, 7)
+
+
 # --- generator ---------------------------------------------------------------------------
 
 def test_generator_is_deterministic_per_day_and_linked(soda_rows: Rows) -> None:

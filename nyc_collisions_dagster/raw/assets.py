@@ -38,7 +38,11 @@ def build_collision_asset(dataset: Dataset) -> dg.AssetsDefinition:
     ) -> Iterator[dg.Output[DayStream] | dg.AssetCheckResult]:
         window = context.partition_time_window
         stream = DayStream(
-            socrata.get_client(), dataset, window.start.date(), window.end.date(), context.log
+            socrata.get_client(context.log),
+            dataset,
+            window.start.date(),
+            window.end.date(),
+            context.log,
         )
         yield dg.Output(stream)  # the IO manager writes every day before this generator resumes
         crashes = io_manager.store("crashes") if dataset.asset != "crashes" else None

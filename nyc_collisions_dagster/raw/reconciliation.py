@@ -166,7 +166,7 @@ def lake_matches_source(
         if dg.AssetCheckKey(dg.AssetKey(dataset.asset), LAKE_MATCHES_SOURCE)
         in context.selected_asset_check_keys
     ]
-    with closing(socrata.get_client()) as client:
+    with closing(socrata.get_client(context.log)) as client:
         comparisons = compare(client, context.instance, selected, _days_to_compare(context))
     for comparison in comparisons:
         yield check_result(comparison)

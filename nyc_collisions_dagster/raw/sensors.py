@@ -45,9 +45,11 @@ def _partitioned(days: set[date]) -> set[date]:
     "since the last tick (per-dataset :updated_at cursor), and the days corrected rows left.",
 )
 def late_records_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    with sensor_resources(context) as (socrata, io_manager):
-        with closing(socrata.get_client()) as client:
-            return _evaluate(context, client, io_manager)
+    with (
+        sensor_resources(context) as (socrata, io_manager),
+        closing(socrata.get_client(context.log)) as client,
+    ):
+        return _evaluate(context, client, io_manager)
 
 
 @contextmanager
