@@ -52,7 +52,7 @@ def test_row_count_fails_for_the_day_whose_file_is_short(make_soda_server, tmp_p
             # The page is requested beside the count: wait until the count has been answered
             # (the server logs a request once its answer is made), or it could miss the rows too.
             deadline = time.monotonic() + 10
-            while not any("count(" in r.params.get("$select", "") for r in server.requests):
+            while not any("count(" in r.clauses.get("$select", "") for r in server.requests):
                 assert time.monotonic() < deadline, "the count query never came"
                 time.sleep(0.01)
             server.delete("crashes", doomed)  # rows vanish upstream between count and fetch

@@ -190,9 +190,12 @@ def test_the_check_fails_naming_the_days_and_passes_once_they_are_rematerialized
     landed.delete("crashes", "2024-01-20", 1)
     landed.server.reset_log()
     failed = _run_check(landed)
-    assert {r.path for r in landed.server.requests} == {  # counts only, no rows fetched
-        f"/resource/{d}.json" for d in ("h9gi-nx95", "f55k-p6yu", "bm4k-52h4")
-    }
+    # One count query per dataset, and no rows fetched.
+    assert sorted(r.dataset_id for r in landed.server.requests) == sorted(
+        d.dataset_id for d in DATASETS.values()
+    )
+    selects = [r.clauses["$select"] for r in landed.server.requests]
+    assert all(select.startswith("crash_date, count(") for select in selects), selects
     check = failed["crashes"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert "2 days differ from Socrata: 2024-01-10, 2024-01-20" in check.description
