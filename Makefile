@@ -9,7 +9,7 @@ MONTH_END = $(shell date -d "$(MONTH)-01 +1 month -1 day" +%F)
 PARTITION ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run dev test postgres benchmark screenshots clean
+.PHONY: run dev test postgres benchmark benchmark-lake screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ postgres:
 
 benchmark: $(BIN)/.installed
 	$(BIN)/python benchmarks/mass_upload.py
+
+# The processed layer: its build against a plain read, and three queries over raw and processed.
+benchmark-lake: $(BIN)/.installed
+	$(BIN)/python benchmarks/lake_queries.py
 
 clean:
 	rm -rf $(VENV) .dagster_home data .pytest_cache

@@ -1,8 +1,9 @@
 """Lake benchmark: what the processed layer costs to build and what it saves readers, on moto S3.
 
-    python benchmarks/lake_queries.py           # 4 years (2020-2023) of all three datasets
-    python benchmarks/lake_queries.py --quick   # 3 months: a smoke test in about a minute
-    python benchmarks/lake_queries.py --help    # window and repetition options
+    python benchmarks/lake_queries.py             # 4 years (2020-2023): ~7 min on 2 idle cores
+    python benchmarks/lake_queries.py --quick     # 3 months: a smoke test in about 30 s
+    python benchmarks/lake_queries.py --diagnose  # also CPU per query and prototypes: +4 min
+    python benchmarks/lake_queries.py --help      # window and repetition options
 
 It starts moto S3 in server mode, lands the generated days of crashes, persons and vehicles as the
 raw layer does (typed Parquet, one file per dataset and day, month by month so memory stays
@@ -17,6 +18,9 @@ Then three DuckDB questions, each over the raw and over the processed layer thro
 then the best of a few timed runs, then one run with moto's request recorder on, which counts the
 S3 requests. A timed run opens the connection (listing the layer) and fetches the answer, as
 `python -m nyc_collisions_dagster.lake` does.
+
+`--diagnose` adds where each query's time goes (CPU of this process and of moto) and the same
+queries through prototypes of package changes, which are measured here, not in the package.
 
 Progress goes to stderr; the Markdown report, ready for the README, to stdout. Targets are
 reported, not asserted: the exit status is 0 unless a run failed.
@@ -41,16 +45,18 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import duckdb
+import harness
 import pyarrow as pa
 import pyarrow.compute as pc
+import raw_read
 import requests
+from report import Target
 
-import harness
 from nyc_collisions_dagster import lake
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.raw.schema import DROPPED_COLUMNS, SCHEMAS, TypingReport, to_typed
 from nyc_collisions_dagster.resources.storage import PartitionStore
-from report import Target
 
 # The test package is not installed (pyproject excludes it): its generator is found from the repo.
 sys.path.insert(0, str(harness.REPO))
@@ -61,7 +67,7 @@ START = date(2020, 1, 1)  # persons and vehicles are complete from 2016-04 on
 # persons-per-crash ratio is its own, so persons run above the issue's ~1,500 a day.
 CRASHES_PER_DAY = (500, 700)
 RSS_LONG_MONTHS = 24
-RAW_READ = harness.REPO / "benchmarks" / "raw_read.py"
+RAW_READ = Path(raw_read.__file__)
 DEFINITIONS = ["-m", "nyc_collisions_dagster.definitions"]
 PROCESSED_SELECT = ",".join(f"processed/{name}" for name in DATASETS)
 LANDING_WRITERS = 8
@@ -87,7 +93,8 @@ def month_key(day: date) -> str:
 
 
 def month_days(first: date) -> list[date]:
-    return [first.replace(day=d) for d in range(1, calendar.monthrange(first.year, first.month)[1] + 1)]
+    last = calendar.monthrange(first.year, first.month)[1]
+    return [first.replace(day=d) for d in range(1, last + 1)]
 
 
 @dataclass(frozen=True)
@@ -134,9 +141,15 @@ class Moto:
         port = harness.free_port()
         self.endpoint = f"http://127.0.0.1:{port}"
         env = {**os.environ, "MOTO_RECORDER_FILEPATH": str(self.recording)}
-        live.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                   env, "moto")
+        self.pid = live.start(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env, "moto"
+        ).pid
         self._wait()
+
+    def cpu_seconds(self) -> float:
+        """moto's user and system CPU time so far (Linux /proc): what serving requests costs."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def aws_env(self) -> dict[str, str]:
         return {
@@ -282,8 +295,9 @@ def run_raw_read(bench: Bench, window: Window) -> Run:
     measured = bench.live.measure(cmd, bench.env, "raw-read")
     told = json.loads(measured.stdout.splitlines()[-1])
     check = checked(rows_in(bench.landed, window), told["rows"])
-    return Run(f"plain read of the raw day files ({told['files']:,} files, pyarrow, "
-               f"{16} threads)", window.months, measured.wall, measured.peak_rss_mb, check)
+    label = (f"plain read of the raw day files ({told['files']:,} files, pyarrow, "
+             f"{raw_read.BUILD_READERS} threads)")
+    return Run(label, window.months, measured.wall, measured.peak_rss_mb, check)
 
 
 def materialize_cmd(window: Window) -> list[str]:
@@ -302,7 +316,8 @@ def run_build(bench: Bench, window: Window) -> tuple[Run, str]:
     env = {**bench.env, "DAGSTER_HOME": str(home), "COLLISIONS_STORAGE_URL": bench.raw_url,
            "COLLISIONS_PROCESSED_URL": url}
     measured = bench.live.measure(materialize_cmd(window), env, name)
-    return Run(f"processed build, `dagster asset materialize` ({window.months} months)",
+    months = f"{window.months} month{'s' if window.months > 1 else ''}"
+    return Run(f"processed build, `dagster asset materialize` ({months})",
                window.months, measured.wall, measured.peak_rss_mb,
                check_build(bench, window, url)), url
 
@@ -372,9 +387,12 @@ def queries(month: date) -> list[Query]:
     ]
 
 
-def ask(layer: str, url: str, sql: str) -> list[tuple]:
+Connect = Callable[[str, str], duckdb.DuckDBPyConnection]
+
+
+def ask(connect: Connect, layer: str, url: str, sql: str) -> list[tuple]:
     """A question as a user asks it: connect (which lists the layer), run, fetch every row."""
-    connection = lake.connect(layer, url)
+    connection = connect(layer, url)
     try:
         return connection.execute(sql).fetchall()
     finally:
@@ -383,7 +401,9 @@ def ask(layer: str, url: str, sql: str) -> list[tuple]:
 
 @dataclass(frozen=True)
 class Timing:
-    seconds: float
+    seconds: float  # the best wall time
+    cpu: float  # this process's CPU seconds (DuckDB, pyarrow, the S3 client) in that run
+    moto_cpu: float  # moto's CPU seconds in that run: what serving the requests cost
     requests: S3Requests
     rows: int
 
@@ -393,27 +413,67 @@ class Answer:
     query: Query
     raw: Timing
     processed: Timing
-    same: bool
+    same: bool | None  # None: the two answers differ by design, not compared
 
 
-def measure_query(moto: Moto, query: Query, urls: dict[str, str], repeats: int) -> Answer:
-    """Warm-up (answers kept), then raw and processed timed in turns, then one counted run each."""
+def measure_query(moto: Moto, query: Query, urls: dict[str, str], repeats: int,
+                  connect: Connect = lake.connect, compare: bool = True) -> Answer:
+    """Warm-up (answers kept), then raw and processed timed in turns, then one counted run each.
+
+    Turns, rather than one layer's runs then the other's, expose both to the same load on a
+    shared machine.
+    """
     sql = {"raw": query.raw, "processed": query.processed}
-    answers = {layer: ask(layer, urls[layer], sql[layer]) for layer in sql}
-    best = dict.fromkeys(sql, float("inf"))
+    answers = {layer: ask(connect, layer, urls[layer], sql[layer]) for layer in sql}
+    best: dict[str, tuple[float, float, float]] = {}
     for _ in range(repeats):
         for layer in sql:
+            moto_started, cpu_started = moto.cpu_seconds(), time.process_time()
             started = time.perf_counter()
-            ask(layer, urls[layer], sql[layer])
-            best[layer] = min(best[layer], time.perf_counter() - started)
+            ask(connect, layer, urls[layer], sql[layer])
+            run = (time.perf_counter() - started, time.process_time() - cpu_started,
+                   moto.cpu_seconds() - moto_started)
+            best[layer] = min(best.get(layer, run), run)
     counts: dict[str, S3Requests] = {}
     for layer in sql:
         with moto.counting() as counted:
-            ask(layer, urls[layer], sql[layer])
+            ask(connect, layer, urls[layer], sql[layer])
         counts[layer] = counted[0]
-    timings = {layer: Timing(best[layer], counts[layer], len(answers[layer])) for layer in sql}
-    return Answer(query, timings["raw"], timings["processed"],
-                  answers["raw"] == answers["processed"] and bool(answers["raw"]))
+    timings = {layer: Timing(*best[layer], counts[layer], len(answers[layer])) for layer in sql}
+    same = answers["raw"] == answers["processed"] and bool(answers["raw"]) if compare else None
+    return Answer(query, timings["raw"], timings["processed"], same)
+
+
+# --- prototypes of package changes (--diagnose) -------------------------------------------------
+
+def without_join(query: Query) -> Query:
+    """(b) as it would be asked if processed persons carried their crash's borough: no join.
+
+    The processed side groups by age band and injury only, so it costs what a persons table with
+    one more dictionary-encoded column would; its answer is not compared.
+    """
+    processed = f"""SELECT {_AGE_BAND} AS age_band, p.person_injury, count(*) AS persons
+                    FROM persons p GROUP BY ALL ORDER BY ALL"""
+    return Query(query.key, f"{query.title}, borough on persons (no join)", query.raw,
+                 processed, query.speedup_target)
+
+
+@dataclass(frozen=True)
+class Prototype:
+    label: str
+    answer: Answer
+
+
+def diagnose(moto: Moto, answers: list[Answer], urls: dict[str, str],
+             repeats: int) -> list[Prototype]:
+    """(b) with no join on processed, as if processed persons carried their crash's borough."""
+    found = []
+    persons = next(a for a in answers if a.query.key == "b")
+    progress("... prototype: (b) with borough on processed persons")
+    found.append(Prototype("borough on processed persons",
+                           measure_query(moto, without_join(persons.query), urls, repeats,
+                                         compare=False)))
+    return found
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -437,41 +497,74 @@ def build_targets(runs: dict[str, Run | None], long_months: int) -> list[Target]
 
 
 def query_targets(answers: list[Answer]) -> list[Target]:
-    goals = []
-    for a in answers:
-        goals.append(Target(f"({a.query.key}) raw ÷ processed wall",
-                            ratio(a.raw.seconds, a.processed.seconds), "≥", a.query.speedup_target))
-    for a in answers:
-        goals.append(Target(f"({a.query.key}) raw ÷ processed S3 GETs",
-                            ratio(a.raw.requests.gets, a.processed.requests.gets), "≥", 20))
-    return goals
+    speed = [Target(f"({a.query.key}) raw ÷ processed wall",
+                    ratio(a.raw.seconds, a.processed.seconds), "≥", a.query.speedup_target)
+             for a in answers]
+    gets = [Target(f"({a.query.key}) raw ÷ processed S3 GETs",
+                   ratio(a.raw.requests.gets, a.processed.requests.gets), "≥", 20)
+            for a in answers]
+    return speed + gets
 
 
-def markdown(context: list[str], runs: dict[str, Run | None], answers: list[Answer],
-             goals: list[Target]) -> str:
-    lines = ["## Processed layer benchmark", "", *context, "",
-             "| build run | months | wall s | peak RSS MB | check |", "|---|--:|--:|--:|---|"]
-    for run in runs.values():
-        if run is not None:
-            lines.append(f"| {run.label} | {run.months} | {run.wall:.1f} | {run.rss_mb:,.0f} | "
-                         f"{run.check} |")
-    lines += ["", "| query | rows | raw s | processed s | speed-up | raw GETs (LIST) | "
-              "processed GETs (LIST) | fewer GETs | raw / processed objects read | "
-              "HEADs raw / processed | answers |",
-              "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
-    for a in answers:
+def verdict(same: bool | None) -> str:
+    return "not compared" if same is None else "ok" if same else "MISMATCH"
+
+
+def build_table(runs: dict[str, Run | None]) -> list[str]:
+    lines = ["| build run | months | wall s | peak RSS MB | check |", "|---|--:|--:|--:|---|"]
+    shown = {id(run): run for run in runs.values() if run is not None}  # long may be the build
+    for run in shown.values():
+        lines.append(f"| {run.label} | {run.months} | {run.wall:.1f} | {run.rss_mb:,.0f} | "
+                     f"{run.check} |")
+    return lines
+
+
+def query_table(rows: list[tuple[str, Answer]]) -> list[str]:
+    lines = ["| query | rows | raw s | processed s | speed-up | raw GETs (lists) | "
+             "processed GETs (lists) | fewer GETs | objects read raw / processed | "
+             "HEADs raw / processed | answers |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    for label, a in rows:
         raw, processed = a.raw.requests, a.processed.requests
         lines.append(
-            f"| ({a.query.key}) {a.query.title} | {a.raw.rows:,} | {a.raw.seconds:.2f} | "
-            f"{a.processed.seconds:.3f} | {a.raw.seconds / a.processed.seconds:.1f}× | "
-            f"{raw.gets:,} ({raw.lists}) | {processed.gets:,} ({processed.lists}) | "
-            f"{ratio(raw.gets, processed.gets) or 0:.1f}× | {raw.objects:,} / "
-            f"{processed.objects:,} | {raw.heads} / {processed.heads} | "
-            f"{'ok' if a.same else 'MISMATCH'} |")
-    lines += ["", "| target | value | limit | |", "|---|--:|--:|---|"]
+            f"| {label} | {a.raw.rows:,} | {a.raw.seconds:.2f} | {a.processed.seconds:.3f} | "
+            f"{a.raw.seconds / a.processed.seconds:.1f}× | {raw.gets:,} ({raw.lists}) | "
+            f"{processed.gets:,} ({processed.lists}) | {raw.gets / processed.gets:.1f}× | "
+            f"{raw.objects:,} / {processed.objects:,} | {raw.heads} / {processed.heads} | "
+            f"{verdict(a.same)} |")
+    return lines
+
+
+def cpu_table(rows: list[tuple[str, Answer]]) -> list[str]:
+    """Where a query's time goes on loopback: this process's CPU and moto's, per layer."""
+    lines = ["| query | raw: this process / moto CPU s | processed: this process / moto CPU s "
+             "| moto ms per request, raw / processed |", "|---|--:|--:|--:|"]
+    for label, a in rows:
+        per_request = [1000 * t.moto_cpu / max(t.requests.gets + t.requests.heads, 1)
+                       for t in (a.raw, a.processed)]
+        lines.append(f"| {label} | {a.raw.cpu:.2f} / {a.raw.moto_cpu:.2f} | "
+                     f"{a.processed.cpu:.2f} / {a.processed.moto_cpu:.2f} | "
+                     f"{per_request[0]:.1f} / {per_request[1]:.1f} |")
+    return lines
+
+
+def target_table(goals: list[Target]) -> list[str]:
+    lines = ["| target | value | limit | |", "|---|--:|--:|---|"]
     for goal in goals:
         value = "n/a" if goal.value is None else f"{goal.value:.2f}"
         lines.append(f"| {goal.figure} | {value} | {goal.op} {goal.limit:g} | {goal.mark} |")
+    return lines
+
+
+def markdown(context: list[str], runs: dict[str, Run | None], answers: list[Answer],
+             goals: list[Target], prototypes: list[Prototype]) -> str:
+    rows = [(f"({a.query.key}) {a.query.title}", a) for a in answers]
+    lines = ["## Processed layer benchmark", "", *context, "", *build_table(runs), "",
+             *query_table(rows), "", *target_table(goals)]
+    if prototypes:
+        tried = [(f"({p.answer.query.key}) {p.label}", p.answer) for p in prototypes]
+        lines += ["", "### Diagnosis (`--diagnose`): not the package, prototypes of changes to it",
+                  "", *cpu_table(rows + tried), "", *query_table(tried)]
     return "\n".join(lines)
 
 
@@ -523,7 +616,7 @@ def measure_queries(moto: Moto, window: Window, urls: dict[str, str],
         progress(f"    raw {answer.raw.seconds:.2f} s, {answer.raw.requests.gets:,} GETs; "
                  f"processed {answer.processed.seconds:.3f} s, "
                  f"{answer.processed.requests.gets:,} GETs; "
-                 f"answers {'ok' if answer.same else 'MISMATCH'}")
+                 f"answers {verdict(answer.same)}")
         answers.append(answer)
     return answers
 
@@ -534,9 +627,36 @@ def per_day(landed: dict[str, dict[str, int]], window: Window) -> str:
                      for name in DATASETS)
 
 
+def context_lines(args: argparse.Namespace, window: Window, landed: dict[str, dict[str, int]],
+                  answers: list[Answer], seconds: float) -> list[str]:
+    last = window.end - timedelta(days=1)
+    flags = " --quick" if args.quick else f" --months {args.months}" if args.months != 48 else ""
+    flags += " --diagnose" if args.diagnose else ""
+    lines = [
+        f"{window.start} to {last}: {window.days:,} raw days, {window.months} processed months. "
+        f"Rows: {per_day(landed, window)}. moto S3 in server mode on loopback, "
+        f"{os.cpu_count()} cores shared with moto. `python benchmarks/lake_queries.py{flags}`, "
+        f"{seconds:.0f} s in all.",
+        "",
+        "Build wall times include each command's start-up; peak RSS is each run's own process "
+        f"tree. Query times are the best of {args.repeats} after a warm-up, raw and processed "
+        "in turns, each opening a `lake.connect` connection (which lists the layer) and "
+        "fetching the whole answer. S3 requests are counted by moto's recorder in one more "
+        "run; GETs include listings.",
+    ]
+    unparsed = sum(t.requests.unparsed for a in answers for t in (a.raw, a.processed))
+    if unparsed:
+        lines += ["", f"{unparsed} recorder lines could not be read: counts are lower bounds."]
+    if args.quick:
+        lines += ["", "`--quick` is a smoke test: over a few months the raw layer has few files, "
+                  "so the query targets are not expected to pass."]
+    return lines
+
+
 def benchmark(args: argparse.Namespace, scratch: Path) -> str:
     window = Window(START, 3 if args.quick else args.months)
     started = time.perf_counter()
+    prototypes: list[Prototype] = []
     with harness.Processes(scratch) as live:
         moto = Moto(live, scratch)
         os.environ.update(moto.aws_env())  # lake.connect and the checks read S3 from here
@@ -552,28 +672,14 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
         runs, processed_url = measure_builds(bench, window)
         if processed_url is None:
             raise harness.ChildFailed("the processed build failed: no queries to measure")
-        answers = measure_queries(moto, window, {"raw": raw_url, "processed": processed_url},
-                                  args.repeats)
+        urls = {"raw": raw_url, "processed": processed_url}
+        answers = measure_queries(moto, window, urls, args.repeats)
+        if args.diagnose:
+            prototypes = diagnose(moto, answers, urls, args.repeats)
     long_months = min(RSS_LONG_MONTHS, window.months)
-    last = window.end - timedelta(days=1)
-    context = [
-        f"{window.start} to {last}: {window.days:,} raw days, {window.months} processed months. "
-        f"Rows: {per_day(landed, window)}. moto S3 in server mode on loopback, "
-        f"{os.cpu_count()} cores. `python benchmarks/lake_queries.py"
-        f"{' --quick' if args.quick else ''}`, {time.perf_counter() - started:.0f} s in all.",
-        "",
-        "Build wall times include each command's start-up; peak RSS is each run's own process "
-        "tree. Query times are the best of "
-        f"{args.repeats} after a warm-up, each opening a `lake.connect` connection (which lists "
-        "the layer) and fetching the whole answer. S3 requests are counted by moto's recorder "
-        "in one more run; GETs include listings.",
-    ]
-    if args.quick:
-        context.append("")
-        context.append("`--quick` is a smoke test: over a few months the raw layer has few "
-                       "files, so its targets are not expected to pass.")
-    return markdown(context, runs, answers,
-                    build_targets(runs, long_months) + query_targets(answers))
+    context = context_lines(args, window, landed, answers, time.perf_counter() - started)
+    goals = build_targets(runs, long_months) + query_targets(answers)
+    return markdown(context, runs, answers, goals, prototypes)
 
 
 def parse_args() -> argparse.Namespace:
@@ -581,6 +687,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="3 months: a smoke test")
     parser.add_argument("--months", type=int, default=48, help="months from 2020-01 (default 48)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each query")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also measure prototypes of package changes, and CPU per query")
     return parser.parse_args()
 
 

@@ -20,6 +20,14 @@ from nyc_collisions_dagster.resources.storage import PartitionStore
 # Folder names are zero-padded (month=01), which DuckDB would otherwise read as text.
 _HIVE_SCHEMA = pa.schema([("year", pa.int32()), ("month", pa.int32())])
 _HIVE_TYPES_SQL = "{'year': INTEGER, 'month': INTEGER}"
+# On S3 every request costs a round trip: read a file's selected column chunks in as few ranged
+# GETs as possible (holes up to 4 MB are read through), not one GET per chunk. The benchmark
+# measured 201 GETs instead of 345 for a join of persons and crashes over 4 years.
+_COALESCED_PARQUET = ds.ParquetFileFormat(
+    default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+        cache_options=pa.CacheOptions(hole_size_limit=4 << 20, range_size_limit=64 << 20)
+    )
+)
 
 
 def _store(layer: str, url: str | None, name: str) -> PartitionStore:
@@ -50,7 +58,7 @@ def connect(layer: str = "processed", url: str | None = None) -> duckdb.DuckDBPy
             continue
         dataset = ds.dataset(
             store.root,
-            format="parquet",
+            format=_COALESCED_PARQUET,
             filesystem=store.fs,
             partitioning=ds.partitioning(_HIVE_SCHEMA, flavor="hive") if hive else None,
         )
