@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.processed.transforms import SCHEMAS_PROCESSED
+from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 from nyc_collisions_dagster.resources.storage import PartitionStore
 
@@ -28,6 +30,10 @@ _COALESCED_PARQUET = ds.ParquetFileFormat(
         cache_options=pa.CacheOptions(hole_size_limit=4 << 20, range_size_limit=64 << 20)
     )
 )
+
+
+def _schema(layer: str, name: str) -> pa.Schema:
+    return SCHEMAS[name] if layer == "raw" else SCHEMAS_PROCESSED[name]
 
 
 def _store(layer: str, url: str | None, name: str) -> PartitionStore:
@@ -56,8 +62,11 @@ def connect(layer: str = "processed", url: str | None = None) -> duckdb.DuckDBPy
                     f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{files}'{options})"
                 )
             continue
+        # The schema is known: pyarrow need not read a first file's footer to infer it.
+        schema = _schema(layer, name)
         dataset = ds.dataset(
             store.root,
+            schema=pa.unify_schemas([schema, _HIVE_SCHEMA]) if hive else schema,
             format=_COALESCED_PARQUET,
             filesystem=store.fs,
             partitioning=ds.partitioning(_HIVE_SCHEMA, flavor="hive") if hive else None,
