@@ -11,8 +11,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
@@ -202,3 +203,27 @@ def csv_object_rows(key: str) -> int:
     body = boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
     parse = pa_csv.ParseOptions(newlines_in_values=True)
     return pa_csv.read_csv(io.BytesIO(body), parse_options=parse).num_rows
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_report(report: Callable[[Path], str], prefix: str) -> int:
+    """Print `report(scratch)` and return an exit status; a scratch folder lives for the run.
+
+    Ctrl-C and SIGTERM unwind, so every child group is stopped and the scratch folder removed
+    (SIGINT too: a shell that starts a benchmark in the background would leave it ignored).
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        try:
+            print(report(Path(scratch)), flush=True)
+        except KeyboardInterrupt:
+            progress("interrupted: services and runs stopped")
+            return 130
+        except ChildFailed as exc:
+            progress(str(exc))
+            return 1
+    return 0

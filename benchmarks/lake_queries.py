@@ -30,9 +30,7 @@ import argparse
 import calendar
 import json
 import os
-import signal
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -76,8 +74,7 @@ _CALLER_SETTINGS = ("DAGSTER_HOME", "COLLISIONS_STORAGE_URL", "COLLISIONS_PROCES
                     "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN")
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+progress = harness.progress
 
 
 # --- the window -------------------------------------------------------------------------------
@@ -694,19 +691,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    # Ctrl-C and SIGTERM unwind, so every child group is stopped and the scratch dir removed.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.default_int_handler)
-    with tempfile.TemporaryDirectory(prefix="lake-queries-") as scratch:
-        try:
-            print(benchmark(args, Path(scratch)), flush=True)
-        except KeyboardInterrupt:
-            progress("interrupted: moto and runs stopped")
-            return 130
-        except harness.ChildFailed as exc:
-            progress(str(exc))
-            return 1
-    return 0
+    return harness.run_report(lambda scratch: benchmark(args, scratch), "lake-queries-")
 
 
 if __name__ == "__main__":

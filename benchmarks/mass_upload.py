@@ -28,9 +28,7 @@ ready for the README, goes to stdout. Targets are reported, not asserted: the ex
 import argparse
 import json
 import os
-import signal
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,8 +65,7 @@ def months_between(start: date, end: date) -> int:
     return (end.year - start.year) * 12 + end.month - start.month
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+progress = harness.progress
 
 
 def checked(expected: int, **found: int) -> str:
@@ -257,17 +254,7 @@ def floor_notes(results: dict[str, Result | None], days: int) -> list[str]:
 
 def main() -> int:
     args = parse_args()
-    # Ctrl-C and SIGTERM unwind, so every child group is stopped and the scratch dir removed
-    # (SIGINT too: a shell that starts this in the background would leave it ignored).
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.default_int_handler)
-    with tempfile.TemporaryDirectory(prefix="mass-upload-") as scratch:
-        try:
-            print(benchmark(args, Path(scratch)), flush=True)
-        except KeyboardInterrupt:
-            progress("interrupted: services and runs stopped")
-            return 130
-    return 0
+    return harness.run_report(lambda scratch: benchmark(args, scratch), "mass-upload-")
 
 
 if __name__ == "__main__":
