@@ -18,6 +18,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import boto3
 import dagster as dg
@@ -227,3 +228,24 @@ def run_report(report: Callable[[Path], str], prefix: str) -> int:
             progress(str(exc))
             return 1
     return 0
+
+
+class Outcome(Protocol):
+    wall: float
+    rss_mb: float
+    check: str
+
+
+R = TypeVar("R", bound=Outcome)
+
+
+def attempt(label: str, run: Callable[[], R]) -> R | None:
+    """One run, reported on stderr; a failed child is reported and leaves its row empty."""
+    progress(f"... {label}")
+    try:
+        result = run()
+    except ChildFailed as exc:
+        progress(str(exc))
+        return None
+    progress(f"    {result.wall:.1f} s, {result.rss_mb:.0f} MB peak RSS, check {result.check}")
+    return result

@@ -568,15 +568,6 @@ def markdown(context: list[str], runs: dict[str, Run | None], answers: list[Answ
 # --- the benchmark ------------------------------------------------------------------------------
 
 
-def attempt(label: str, run: Callable[[], Run]) -> Run | None:
-    progress(f"... {label}")
-    try:
-        result = run()
-    except harness.ChildFailed as exc:
-        progress(str(exc))
-        return None
-    progress(f"    {result.wall:.1f} s, {result.rss_mb:.0f} MB peak RSS, check {result.check}")
-    return result
 
 
 def measure_builds(bench: Bench, window: Window) -> tuple[dict[str, Run | None], str | None]:
@@ -589,16 +580,16 @@ def measure_builds(bench: Bench, window: Window) -> tuple[dict[str, Run | None],
         return run
 
     runs = {
-        "read": attempt("plain read of the raw layer", lambda: run_raw_read(bench, window)),
-        "build": attempt(f"processed build, {window.months} months", full),
-        "month": attempt("processed build, 1 month",
+        "read": harness.attempt("plain read of the raw layer", lambda: run_raw_read(bench, window)),
+        "build": harness.attempt(f"processed build, {window.months} months", full),
+        "month": harness.attempt("processed build, 1 month",
                          lambda: run_build(bench, window.prefix(1))[0]),
     }
     long_months = min(RSS_LONG_MONTHS, window.months)
     if long_months == window.months:  # the full build is the long run: no need to repeat it
         runs["long"] = runs["build"]
     else:
-        runs["long"] = attempt(f"processed build, {long_months} months",
+        runs["long"] = harness.attempt(f"processed build, {long_months} months",
                                lambda: run_build(bench, window.prefix(long_months))[0])
     return runs, (built[0] if built else None)
 

@@ -140,16 +140,6 @@ def run_floor(bench: Bench, start: date, end: date) -> Result:
                   checked((end - start).days, partitions=partitions))
 
 
-def attempt(label: str, run: Callable[[], Result]) -> Result | None:
-    """One run, reported on stderr; a failed child is reported and leaves its row empty."""
-    progress(f"... {label}")
-    try:
-        result = run()
-    except harness.ChildFailed as exc:
-        progress(str(exc))
-        return None
-    progress(f"    {result.wall:.1f} s, {result.rss_mb:.0f} MB peak RSS, check {result.check}")
-    return result
 
 
 def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[[], Result]]]:
@@ -214,7 +204,7 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
         runs = plan(bench, end, args.quick)
         if args.only:
             runs = {key: runs[key] for key in args.only.split(",") if key in runs}
-        results = {key: attempt(label, run) for key, (label, run) in runs.items()}
+        results = {key: harness.attempt(label, run) for key, (label, run) in runs.items()}
     if "long" not in runs and "project" in results:
         results["long"] = results["project"]
     context = [
