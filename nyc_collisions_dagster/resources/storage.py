@@ -114,13 +114,13 @@ class PartitionStore:
 
     def read_column(self, partition_key: str, column: str) -> np.ndarray | None:
         """One column of a partition's file, or None when the file does not exist."""
-        path = self.path(partition_key)
         try:
-            if self.fs.get_file_info(path).type == pa_fs.FileType.NotFound:
-                return None
-            return pq.read_table(path, columns=[column], filesystem=self.fs)[column].to_numpy()
-        except (OSError, pa.ArrowException) as exc:
+            info = self.fs.get_file_info(self.path(partition_key))
+        except OSError as exc:
             raise StorageError(f"Could not read {self.uri(partition_key)}: {exc}") from None
+        if info.type == pa_fs.FileType.NotFound:
+            return None
+        return self.read_one(partition_key, [column])[column].to_numpy()
 
     def read(self, partition_keys: Sequence[str]) -> pa.Table:
         return pa.concat_tables(self.read_one(key) for key in partition_keys)
