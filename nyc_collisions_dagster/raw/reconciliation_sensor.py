@@ -43,7 +43,10 @@ _LARGEST = 3  # differing days named in the tick's summary
 )
 def reconciliation_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     datasets = list(DATASETS.values())
-    with sensor_resources(context) as (socrata, _), closing(socrata.get_client(context.log)) as client:
+    with (
+        sensor_resources(context) as (socrata, _),
+        closing(socrata.get_client(context.log)) as client,
+    ):
         comparisons = compare(client, context.instance, datasets, partition_days())
     busy = days_in_progress(context.instance)
     summary = _summary(comparisons, busy)
