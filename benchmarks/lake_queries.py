@@ -2,7 +2,7 @@
 
     python benchmarks/lake_queries.py             # 4 years (2020-2023): ~7 min on 2 idle cores
     python benchmarks/lake_queries.py --quick     # 3 months: a smoke test in about 30 s
-    python benchmarks/lake_queries.py --diagnose  # also CPU per query and prototypes: +4 min
+    python benchmarks/lake_queries.py --diagnose  # also where each query's CPU goes
     python benchmarks/lake_queries.py --help      # window and repetition options
 
 It starts moto S3 in server mode, lands the generated days of crashes, persons and vehicles as the
@@ -19,8 +19,7 @@ then the best of a few timed runs, then one run with moto's request recorder on,
 S3 requests. A timed run opens the connection (listing the layer) and fetches the answer, as
 `python -m nyc_collisions_dagster.lake` does.
 
-`--diagnose` adds where each query's time goes (CPU of this process and of moto) and the same
-queries through prototypes of package changes, which are measured here, not in the package.
+`--diagnose` adds where each query's time goes: CPU of this process and of moto.
 
 Progress goes to stderr; the Markdown report, ready for the README, to stdout. Targets are
 reported, not asserted: the exit status is 0 unless a run failed.
@@ -34,7 +33,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,7 +42,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
-import duckdb
 import harness
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -342,6 +340,10 @@ _PERSONS_BY_AGE = f"""SELECT c.borough, {_AGE_BAND} AS age_band, p.person_injury
     count(*) AS persons
 FROM persons p LEFT JOIN crashes c ON c.collision_id = p.collision_id
 GROUP BY ALL ORDER BY ALL"""
+# Processed persons carry their crash's borough: the same question without the join.
+_PERSONS_BY_AGE_PROCESSED = f"""SELECT p.borough, {_AGE_BAND} AS age_band, p.person_injury,
+    count(*) AS persons
+FROM persons p GROUP BY ALL ORDER BY ALL"""
 _ZIP = "11207"
 _ZIP_COLUMNS = """collision_id, crash_date, crash_time, on_street_name, off_street_name,
     number_of_persons_injured, number_of_persons_killed"""
@@ -371,7 +373,7 @@ def queries(month: date) -> list[Query]:
                  FROM crashes GROUP BY ALL ORDER BY ALL""",
               20),
         Query("b", "persons by age band and injury, with the crash's borough",
-              _PERSONS_BY_AGE, _PERSONS_BY_AGE, 20),
+              _PERSONS_BY_AGE, _PERSONS_BY_AGE_PROCESSED, 20),
         Query("c", f"crashes of {month_key(month)} in ZIP {_ZIP}",
               f"""SELECT {_ZIP_COLUMNS} FROM crashes
                   WHERE crash_date >= DATE '{month}' AND crash_date < DATE '{following}'
@@ -384,12 +386,9 @@ def queries(month: date) -> list[Query]:
     ]
 
 
-Connect = Callable[[str, str], duckdb.DuckDBPyConnection]
-
-
-def ask(connect: Connect, layer: str, url: str, sql: str) -> list[tuple]:
+def ask(layer: str, url: str, sql: str) -> list[tuple]:
     """A question as a user asks it: connect (which lists the layer), run, fetch every row."""
-    connection = connect(layer, url)
+    connection = lake.connect(layer, url)
     try:
         return connection.execute(sql).fetchall()
     finally:
@@ -410,67 +409,34 @@ class Answer:
     query: Query
     raw: Timing
     processed: Timing
-    same: bool | None  # None: the two answers differ by design, not compared
+    same: bool
 
 
-def measure_query(moto: Moto, query: Query, urls: dict[str, str], repeats: int,
-                  connect: Connect = lake.connect, compare: bool = True) -> Answer:
+def measure_query(moto: Moto, query: Query, urls: dict[str, str], repeats: int) -> Answer:
     """Warm-up (answers kept), then raw and processed timed in turns, then one counted run each.
 
     Turns, rather than one layer's runs then the other's, expose both to the same load on a
     shared machine.
     """
     sql = {"raw": query.raw, "processed": query.processed}
-    answers = {layer: ask(connect, layer, urls[layer], sql[layer]) for layer in sql}
+    answers = {layer: ask(layer, urls[layer], sql[layer]) for layer in sql}
     best: dict[str, tuple[float, float, float]] = {}
     for _ in range(repeats):
         for layer in sql:
             moto_started, cpu_started = moto.cpu_seconds(), time.process_time()
             started = time.perf_counter()
-            ask(connect, layer, urls[layer], sql[layer])
+            ask(layer, urls[layer], sql[layer])
             run = (time.perf_counter() - started, time.process_time() - cpu_started,
                    moto.cpu_seconds() - moto_started)
             best[layer] = min(best.get(layer, run), run)
     counts: dict[str, S3Requests] = {}
     for layer in sql:
         with moto.counting() as counted:
-            ask(connect, layer, urls[layer], sql[layer])
+            ask(layer, urls[layer], sql[layer])
         counts[layer] = counted[0]
     timings = {layer: Timing(*best[layer], counts[layer], len(answers[layer])) for layer in sql}
-    same = answers["raw"] == answers["processed"] and bool(answers["raw"]) if compare else None
+    same = answers["raw"] == answers["processed"] and bool(answers["raw"])
     return Answer(query, timings["raw"], timings["processed"], same)
-
-
-# --- prototypes of package changes (--diagnose) -------------------------------------------------
-
-def without_join(query: Query) -> Query:
-    """(b) as it would be asked if processed persons carried their crash's borough: no join.
-
-    The processed side groups by age band and injury only, so it costs what a persons table with
-    one more dictionary-encoded column would; its answer is not compared.
-    """
-    processed = f"""SELECT {_AGE_BAND} AS age_band, p.person_injury, count(*) AS persons
-                    FROM persons p GROUP BY ALL ORDER BY ALL"""
-    return Query(query.key, f"{query.title}, borough on persons (no join)", query.raw,
-                 processed, query.speedup_target)
-
-
-@dataclass(frozen=True)
-class Prototype:
-    label: str
-    answer: Answer
-
-
-def diagnose(moto: Moto, answers: list[Answer], urls: dict[str, str],
-             repeats: int) -> list[Prototype]:
-    """(b) with no join on processed, as if processed persons carried their crash's borough."""
-    found = []
-    persons = next(a for a in answers if a.query.key == "b")
-    progress("... prototype: (b) with borough on processed persons")
-    found.append(Prototype("borough on processed persons",
-                           measure_query(moto, without_join(persons.query), urls, repeats,
-                                         compare=False)))
-    return found
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -503,8 +469,8 @@ def query_targets(answers: list[Answer]) -> list[Target]:
     return speed + gets
 
 
-def verdict(same: bool | None) -> str:
-    return "not compared" if same is None else "ok" if same else "MISMATCH"
+def verdict(same: bool) -> str:
+    return "ok" if same else "MISMATCH"
 
 
 def build_table(runs: dict[str, Run | None]) -> list[str]:
@@ -554,14 +520,12 @@ def target_table(goals: list[Target]) -> list[str]:
 
 
 def markdown(context: list[str], runs: dict[str, Run | None], answers: list[Answer],
-             goals: list[Target], prototypes: list[Prototype]) -> str:
+             goals: list[Target], diagnose: bool) -> str:
     rows = [(f"({a.query.key}) {a.query.title}", a) for a in answers]
     lines = ["## Processed layer benchmark", "", *context, "", *build_table(runs), "",
              *query_table(rows), "", *target_table(goals)]
-    if prototypes:
-        tried = [(f"({p.answer.query.key}) {p.label}", p.answer) for p in prototypes]
-        lines += ["", "### Diagnosis (`--diagnose`): not the package, prototypes of changes to it",
-                  "", *cpu_table(rows + tried), "", *query_table(tried)]
+    if diagnose:
+        lines += ["", "### Where the queries' CPU goes (`--diagnose`)", "", *cpu_table(rows)]
     return "\n".join(lines)
 
 
@@ -644,7 +608,6 @@ def context_lines(args: argparse.Namespace, window: Window, landed: dict[str, di
 def benchmark(args: argparse.Namespace, scratch: Path) -> str:
     window = Window(START, 3 if args.quick else args.months)
     started = time.perf_counter()
-    prototypes: list[Prototype] = []
     with harness.Processes(scratch) as live:
         moto = Moto(live, scratch)
         os.environ.update(moto.aws_env())  # lake.connect and the checks read S3 from here
@@ -662,12 +625,10 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
             raise harness.ChildFailed("the processed build failed: no queries to measure")
         urls = {"raw": raw_url, "processed": processed_url}
         answers = measure_queries(moto, window, urls, args.repeats)
-        if args.diagnose:
-            prototypes = diagnose(moto, answers, urls, args.repeats)
     long_months = min(RSS_LONG_MONTHS, window.months)
     context = context_lines(args, window, landed, answers, time.perf_counter() - started)
     goals = build_targets(runs, long_months) + query_targets(answers)
-    return markdown(context, runs, answers, goals, prototypes)
+    return markdown(context, runs, answers, goals, args.diagnose)
 
 
 def parse_args() -> argparse.Namespace:
@@ -676,7 +637,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--months", type=int, default=48, help="months from 2020-01 (default 48)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each query")
     parser.add_argument("--diagnose", action="store_true",
-                        help="also measure prototypes of package changes, and CPU per query")
+                        help="also report where each query's CPU goes")
     return parser.parse_args()
 
 

@@ -71,8 +71,14 @@ def processed_rows(
     if asset == "crashes":
         people = _by_crash(rows, days, "persons")
         vehicles = _by_crash(rows, days, "vehicles")
+    else:
+        places: dict[int, dict[str, object]] = {}
+        for crash in (r for day in days for r in typed_rows("crashes", rows["crashes"], day)):
+            places.setdefault(crash["collision_id"], {k: crash[k] for k in ("borough", "zip_code")})
     for row in out:
         row.update(_time_columns(row["crash_date"], row["crash_time"]))
+        if asset != "crashes":
+            row.update(places.get(row["collision_id"], {"borough": None, "zip_code": None}))
         if asset == "persons" and row["person_age"] is not None and not 0 <= row["person_age"] <= 120:
             row["person_age"] = None
         if asset == "crashes":

@@ -30,8 +30,8 @@ def test_every_asset_is_daily_single_run_and_described() -> None:
 def test_processed_tables_are_monthly_single_run_and_depend_on_their_raw_days() -> None:
     parents = {
         "crashes": {"crashes", "persons", "vehicles"},
-        "persons": {"persons"},
-        "vehicles": {"vehicles"},
+        "persons": {"persons", "crashes"},
+        "vehicles": {"vehicles", "crashes"},
     }
     for name, raw in parents.items():
         key = dg.AssetKey(["processed", name])

@@ -53,12 +53,15 @@ def test_changed_raw_days_request_exactly_their_months(both_layers) -> None:
     assert ticks.requested() == {}
 
     # The late-records sensor or a backfill re-materializes a day in each of two months: a
-    # crashes day in February, a persons day in April. Only the tables built from them follow.
+    # crashes day in February, a persons day in April. Only the tables built from them follow:
+    # every table reads crashes (persons and vehicles carry the crash's place), only processed
+    # crashes and persons read persons.
     run([crashes], partition_key="2024-02-10")
     run([persons], partition_key="2024-04-20")
     assert ticks.requested() == {
         "processed/crashes": {"2024-02", "2024-04"},
-        "processed/persons": {"2024-04"},
+        "processed/persons": {"2024-02", "2024-04"},
+        "processed/vehicles": {"2024-02"},
     }
     assert ticks.requested() == {}
 

@@ -12,6 +12,7 @@ from nyc_collisions_dagster.processed.transforms import (
     null_outside,
     process_crashes,
     process_persons,
+    process_vehicles,
     vehicle_types,
 )
 from nyc_collisions_dagster.raw.schema import SCHEMAS
@@ -73,7 +74,7 @@ def test_time_columns_keep_the_day_when_the_time_is_unreadable() -> None:
         ],
     )
     findings: Counter[str] = Counter()
-    rows = process_persons(persons, findings).to_pylist()
+    rows = process_persons(persons, _NO_CRASHES, findings).to_pylist()
     parts = [
         tuple(r[f"crash_{p}"] for p in ("year", "month", "day", "hour", "minute")) for r in rows
     ]
@@ -83,6 +84,36 @@ def test_time_columns_keep_the_day_when_the_time_is_unreadable() -> None:
 
 def _table(name: str, rows: list[dict[str, object]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SCHEMAS[name])
+
+
+_NO_CRASHES = SCHEMAS["crashes"].empty_table()
+
+
+def test_persons_and_vehicles_carry_their_crash_place_from_the_same_month() -> None:
+    crashes = _table(
+        "crashes",
+        [
+            {"collision_id": 7, "borough": "QUEENS", "zip_code": "11368"},
+            {"collision_id": 8, "borough": None, "zip_code": "10001"},
+        ],
+    )
+    persons = _table(
+        "persons",
+        [{"unique_id": i, "collision_id": c} for i, c in enumerate([8, 7, 99, 7])],
+    )
+    vehicles = _table("vehicles", [{"unique_id": 1, "collision_id": 7}])
+    findings: Counter[str] = Counter()
+    places = process_persons(persons, crashes, findings).select(["borough", "zip_code"])
+    assert places.to_pylist() == [
+        {"borough": None, "zip_code": "10001"},
+        {"borough": "QUEENS", "zip_code": "11368"},
+        {"borough": None, "zip_code": None},  # crash 99 is not in the month
+        {"borough": "QUEENS", "zip_code": "11368"},
+    ]
+    assert findings["crash_not_in_month"] == 1
+    vehicle = process_vehicles(vehicles, crashes, findings).to_pylist()[0]
+    assert (vehicle["borough"], vehicle["zip_code"]) == ("QUEENS", "11368")
+    assert findings["crash_not_in_month"] == 1
 
 
 def test_factors_are_distinct_and_specified_and_types_keep_every_vehicle() -> None:
@@ -160,6 +191,6 @@ def test_points_outside_the_city_and_impossible_ages_become_null_and_are_counted
         [{"unique_id": i, "person_age": age} for i, age in enumerate([0, 120, -1, 121, 35, None])],
     )
     findings: Counter[str] = Counter()
-    ages = process_persons(persons, findings)["person_age"].to_pylist()
+    ages = process_persons(persons, _NO_CRASHES, findings)["person_age"].to_pylist()
     assert ages == [0, 120, None, None, 35, None]
     assert findings["ages_nulled"] == 2

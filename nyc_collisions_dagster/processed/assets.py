@@ -24,6 +24,7 @@ from nyc_collisions_dagster.processed.automation import raw_days_changed
 from nyc_collisions_dagster.processed.build import month_days, read_months, require_landed
 from nyc_collisions_dagster.processed.checks import MonthFigures, check_results, check_specs
 from nyc_collisions_dagster.processed.transforms import (
+    CRASH_PLACE,
     SCHEMAS_PROCESSED,
     process_crashes,
     process_persons,
@@ -31,14 +32,19 @@ from nyc_collisions_dagster.processed.transforms import (
 )
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 
-# The raw datasets each table is made from. crashes counts its persons and vehicles rows.
+# The raw datasets each table is made from: crashes counts its persons and vehicles rows, and
+# persons and vehicles carry their crash's place.
 SOURCES = {
     "crashes": ["crashes", "persons", "vehicles"],
-    "persons": ["persons"],
-    "vehicles": ["vehicles"],
+    "persons": ["persons", "crashes"],
+    "vehicles": ["vehicles", "crashes"],
 }
-# What processed/crashes reads of a dataset whose own table is not being built in the same run.
-_COUNTED_COLUMNS = {"persons": ["collision_id", "person_injury"], "vehicles": ["collision_id"]}
+# What a table reads of a dataset whose own table is not being built in the same run.
+_COLUMNS_READ = {
+    "crashes": ["collision_id", *CRASH_PLACE],
+    "persons": ["collision_id", "person_injury"],
+    "vehicles": ["collision_id"],
+}
 # A month depends on each of its days; the current month's future days are not partitions yet.
 _WHOLE_MONTH = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
 
@@ -88,7 +94,7 @@ def processed_tables(
     stores = {name: processed_lake.store(name) for name in names}
     for store in stores.values():
         store.ensure_writable()
-    columns = {s: None if s in names else _COUNTED_COLUMNS[s] for s in sources}
+    columns = {s: None if s in names else _COLUMNS_READ[s] for s in sources}
     figures: dict[str, dict[str, MonthFigures]] = {name: {} for name in names}
     for month, tables in read_months(raw, columns, months):
         for name in names:
@@ -119,8 +125,8 @@ def _process(name: str, tables: dict[str, pa.Table], findings: Counter[str]) -> 
     if name == "crashes":
         return process_crashes(tables["crashes"], tables["persons"], tables["vehicles"], findings)
     if name == "persons":
-        return process_persons(tables["persons"], findings)
-    return process_vehicles(tables["vehicles"], findings)
+        return process_persons(tables["persons"], tables["crashes"], findings)
+    return process_vehicles(tables["vehicles"], tables["crashes"], findings)
 
 
 def _figures(name: str, table: pa.Table, raw: pa.Table, written: int) -> MonthFigures:
