@@ -8,6 +8,7 @@ from nyc_collisions_dagster.constants import DATASETS, OWNERS, POOL, RAW_GROUP_N
 from nyc_collisions_dagster.partitions import daily_partitions
 from nyc_collisions_dagster.raw.checks import check_results, check_specs
 from nyc_collisions_dagster.raw.fetching import DayStream
+from nyc_collisions_dagster.raw.landing import land
 from nyc_collisions_dagster.raw.reconciliation import (
     LAKE_MATCHES_SOURCE,
     checked_alone,
@@ -24,8 +25,9 @@ def build_collision_asset(dataset: Dataset) -> dg.AssetsDefinition:
 
     @dg.multi_asset(
         name=dataset.asset,
-        outs={
-            dataset.asset: dg.AssetOut(
+        specs=[
+            dg.AssetSpec(
+                key,
                 description=(
                     f"[{dataset.title}]({dataset.url}) (Socrata `{dataset.dataset_id}`), one "
                     f"Parquet file per crash day. Partition D holds every row whose crash_date "
@@ -35,10 +37,11 @@ def build_collision_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 kinds={"socrata", "parquet", "s3"},
                 owners=OWNERS,
                 metadata={"dagster/column_schema": column_schema(dataset.asset)},
-                # Not required: a run of the lake check alone materializes nothing.
-                is_required=False,
+                # The body records each day's materialization itself, as its file is written
+                # (see landing.py); an output would make Dagster record them all again at the end.
+                skippable=True,
             )
-        },
+        ],
         partitions_def=daily_partitions,
         # One run fetches a whole range with range queries: the CLI's --partition-range needs it.
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -52,7 +55,7 @@ def build_collision_asset(dataset: Dataset) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         socrata: SocrataResource,
         io_manager: dg.ResourceParam[ParquetIOManager],
-    ) -> Iterator[dg.Output[DayStream] | dg.AssetCheckResult]:
+    ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
         selected = {check.name for check in context.selected_asset_check_keys}
         if key not in context.selected_asset_keys:
             yield from _checks_alone(context, socrata, dataset, selected)
@@ -65,8 +68,8 @@ def build_collision_asset(dataset: Dataset) -> dg.AssetsDefinition:
             window.end.date(),
             context.log,
         )
-        # The IO manager writes every day before this generator resumes.
-        yield dg.Output(stream, output_name=dataset.asset)
+        store = io_manager.store(dataset.asset)
+        yield from land(context, stream, store, io_manager.max_concurrent_writes)
         crashes = io_manager.store("crashes") if dataset.asset != "crashes" else None
         results = check_results(
             stream.report,
