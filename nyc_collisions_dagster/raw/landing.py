@@ -35,10 +35,10 @@ def land(
 ) -> Iterator[dg.AssetMaterialization]:
     """Write every day of `stream` (the run's partitions), yielding each day's materialization.
 
-    The newest day's comes last, with the run's summary: output metadata would be copied to
-    every partition's event, and the newest partition's latest event is where the UI looks. If
-    the run fails, the days written are materialized still, and the error names the others:
-    a backfill of the failed and missing partitions then fetches only those.
+    The newest day's comes last, with the run's summary, so that it is the asset's latest event,
+    the one the UI shows first; run-level metadata on every partition's event would cost
+    seconds on a long range. If the run fails, the days written are materialized still, and the
+    error names the others: a backfill of the failed and missing partitions fetches only those.
     """
     keys = set(context.partition_keys)
     newest = max(keys)
