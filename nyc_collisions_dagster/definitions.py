@@ -6,7 +6,6 @@ import dagster as dg
 from nyc_collisions_dagster.processed.assets import processed_tables
 from nyc_collisions_dagster.processed.automation import processed_automation_sensor
 from nyc_collisions_dagster.raw.assets import collision_assets
-from nyc_collisions_dagster.raw.reconciliation import lake_matches_source
 from nyc_collisions_dagster.raw.reconciliation_sensor import reconciliation_sensor
 from nyc_collisions_dagster.raw.schedules import daily_update_job, daily_update_schedule
 from nyc_collisions_dagster.raw.sensors import late_records_sensor
@@ -15,7 +14,6 @@ from nyc_collisions_dagster.resources.socrata import SocrataResource
 
 defs = dg.Definitions(
     assets=[*collision_assets, processed_tables],
-    asset_checks=[lake_matches_source],
     jobs=[daily_update_job],
     schedules=[daily_update_schedule],
     sensors=[late_records_sensor, reconciliation_sensor, processed_automation_sensor],

@@ -37,7 +37,7 @@ def test_all_checks_pass_on_a_consistent_range(make_soda_server, tmp_path) -> No
         collision_assets, resources=_resources(server, tmp_path), tags=_range("2024-01-01", "2024-01-04")
     )
     evaluations = _evaluations(result)
-    assert len(evaluations) == 8
+    assert len(evaluations) == 11  # 2 + 3 + 3 of the fetch, and lake_matches_source on each
     assert all(e.passed for e in evaluations.values()), evaluations
     assert evaluations[("crashes", "row_count_matches_source")].metadata["days_checked"].value == 4
 
@@ -70,6 +70,11 @@ def test_row_count_fails_for_the_day_whose_file_is_short(make_soda_server, tmp_p
     assert "2024-01-02" in check.description and "2024-01-01" not in check.description
     failed = check.metadata["failed_days"].value["2024-01-02"]
     assert failed["socrata"] - failed["file"] == 3
+    lake = _evaluations(result)[("crashes", "lake_matches_source")]
+    assert not lake.passed and lake.severity == dg.AssetCheckSeverity.ERROR
+    [differing] = lake.metadata["differing_days"].value.records
+    assert differing.data["day"] == "2024-01-02"
+    assert differing.data["source_rows"] - differing.data["lake_rows"] == 3
 
 
 def test_a_key_in_two_days_fails_the_unique_check(make_soda_server, tmp_path) -> None:

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import boto3
+import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -32,6 +33,18 @@ def test_one_partition_into_the_local_folder(cli_env, soda_rows) -> None:
     path = Path(cli_env["COLLISIONS_STORAGE_URL"]) / "crashes" / "2024-01-03.parquet"
     assert file_rows(str(path)) == typed_rows("crashes", soda_rows["crashes"], date(2024, 1, 3))
     assert sorted(p.name for p in path.parent.iterdir()) == ["2024-01-03.parquet"]
+    # One step: the checks, the lake check included, are evaluated in the asset's own process.
+    with dg.DagsterInstance.from_config(cli_env["DAGSTER_HOME"]) as instance:
+        [run] = instance.get_runs()
+        assert [s.step_key for s in instance.get_run_step_stats(run.run_id)] == ["crashes"]
+        checks = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        evaluations = {e.dagster_event.event_specific_data.check_name: e for e in checks}
+        assert set(evaluations) == {
+            "row_count_matches_source",
+            "unique_key_is_unique",
+            "lake_matches_source",
+        }
+        assert all(e.dagster_event.event_specific_data.passed for e in evaluations.values())
 
 
 def test_five_day_range_of_all_assets_into_s3(cli_env, aws_env, s3_storage, soda_rows) -> None:

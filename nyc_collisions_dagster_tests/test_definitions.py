@@ -25,6 +25,9 @@ def test_every_asset_is_daily_single_run_and_described() -> None:
         assert spec.group_name == "collisions_raw_data"
         assert {"socrata", "parquet"} <= set(spec.kinds)
         assert len(spec.metadata["dagster/column_schema"].columns) >= 21
+        # The lake check is evaluated in the asset's step, and can run alone (the UI's Execute).
+        assert dg.AssetCheckKey(dg.AssetKey(name), "lake_matches_source") in assets_def.check_keys
+        assert assets_def.can_subset
 
 
 def test_processed_tables_are_monthly_single_run_and_depend_on_their_raw_days() -> None:

@@ -85,7 +85,7 @@ def test_a_source_that_stays_down_fails_the_run_clearly_and_in_bounded_time(
     assert "HTTP 503 after 3 retries" in message and "h9gi-nx95" in message
 
 
-def test_a_run_failing_halfway_leaves_only_whole_files_and_a_rerun_completes(
+def test_a_run_failing_halfway_materializes_the_days_written_and_a_rerun_of_the_rest_completes(
     make_soda_server, soda_rows, tmp_path
 ) -> None:
     server = make_soda_server()
@@ -109,12 +109,29 @@ def test_a_run_failing_halfway_leaves_only_whole_files_and_a_rerun_completes(
     for name in written:
         day = date.fromisoformat(name.removesuffix(".parquet"))
         assert file_rows(str(tmp_path / "crashes" / name)) == typed_rows("crashes", soda_rows["crashes"], day)
+    # The days written are materialized, with their rows; the run fails naming the others.
     keys = [d.isoformat() for d in DAYS]
     status = instance.get_status_by_partition(dg.AssetKey("crashes"), keys, daily_partitions)
-    assert set(status.values()) == {dg.AssetPartitionStatus.FAILED}
+    assert [status[k] for k in keys] == [dg.AssetPartitionStatus.MATERIALIZED] * 2 + [
+        dg.AssetPartitionStatus.FAILED
+    ] * 3
+    recorded = {
+        e.partition: e.materialization.metadata["dagster/row_count"].value
+        for e in failed.get_asset_materialization_events()
+    }
+    assert recorded == {
+        k: len(typed_rows("crashes", soda_rows["crashes"], date.fromisoformat(k))) for k in keys[:2]
+    }
+    message = failure_message(failed)
+    assert "crashes: 2 of 5 days written and materialized; not written: 2024-01-03...2024-01-05" in (
+        message
+    )
+    assert "HTTP 500" in message  # and why
 
+    # Resuming: only the failed and missing days.
     server.set_faults(rate=0.0)
-    assert dg.materialize([crashes], resources=resources, tags=FIVE_DAYS, instance=instance).success
+    rest = {**FIVE_DAYS, "dagster/asset_partition_range_start": "2024-01-03"}
+    assert dg.materialize([crashes], resources=resources, tags=rest, instance=instance).success
     _assert_lake_matches(tmp_path, soda_rows, names=("crashes",))
     status = instance.get_status_by_partition(dg.AssetKey("crashes"), keys, daily_partitions)
     assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}

@@ -12,7 +12,7 @@ import pytest
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.definitions import defs
 from nyc_collisions_dagster.raw.assets import collision_assets, crashes, vehicles
-from nyc_collisions_dagster.raw.reconciliation import lake_matches_source, partition_days
+from nyc_collisions_dagster.raw.reconciliation import lake_check_keys, partition_days
 from nyc_collisions_dagster.raw.reconciliation_sensor import reconciliation_sensor
 from nyc_collisions_dagster.raw.sensors import late_records_sensor
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
@@ -93,11 +93,8 @@ def test_rows_deleted_on_two_days_are_fetched_again_then_nothing_is(landed, monk
         ("crashes", "2024-01-10", "2024-01-10"),
         ("crashes", "2024-01-20", "2024-01-20"),
     }
-    for request in first.run_requests:  # the whole-history check is left out of these runs
-        assert {key.name for key in request.asset_check_keys} == {
-            "row_count_matches_source",
-            "unique_key_is_unique",
-        }
+    for request in first.run_requests:  # every check of the asset: the lake check costs nothing
+        assert request.asset_check_keys is None
     run_requested(first, landed.resources, landed.instance)
     assert landed.file_matches_source("crashes", "2024-01-10")
     assert landed.file_matches_source("crashes", "2024-01-20")
@@ -215,8 +212,8 @@ def test_the_check_fails_naming_the_days_and_passes_once_they_are_rematerialized
 def _run_check(landed: Landed) -> dict[str, dg.AssetCheckEvaluation]:
     """lake_matches_source on its own, as the UI's "Execute" runs it: no asset is materialized."""
     result = dg.materialize(
-        [*collision_assets, lake_matches_source],
-        selection=dg.AssetSelection.checks(lake_matches_source),
+        collision_assets,
+        selection=dg.AssetSelection.checks(*lake_check_keys()),
         resources=landed.resources,
         instance=landed.instance,
     )
@@ -226,10 +223,11 @@ def _run_check(landed: Landed) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.asset_key.to_user_string(): e for e in evaluations}
 
 
-def test_in_a_run_that_lands_days_the_check_compares_only_those(landed) -> None:
+def test_in_a_run_that_lands_days_the_check_compares_those_in_the_assets_step(landed) -> None:
     landed.delete("crashes", "2024-01-10", 2)  # differs, but is not one of the run's days
+    landed.server.reset_log()
     result = dg.materialize(
-        [crashes, lake_matches_source],
+        [crashes],
         resources=landed.resources,
         instance=landed.instance,
         tags=_range("2024-01-14", "2024-01-15"),
@@ -238,4 +236,22 @@ def test_in_a_run_that_lands_days_the_check_compares_only_those(landed) -> None:
     assert check.passed
     assert check.metadata["days_compared"].value == 2
     assert check.metadata["days_never_landed"].value == 0
+    # No step and no count query of its own: the fetch's count answers it.
+    assert {e.step_key for e in result.all_events if e.step_key} == {"crashes"}
+    counts = [r for r in landed.server.requests if "count(" in r.clauses.get("$select", "")]
+    assert len(counts) == 1
     assert not _run_check(landed)["crashes"].passed  # on its own it compares the whole history
+
+
+def test_the_other_checks_selected_without_the_asset_are_skipped_saying_why(landed) -> None:
+    result = dg.materialize(
+        [crashes],
+        selection=dg.AssetSelection.checks(*crashes.check_keys),
+        resources=landed.resources,
+        instance=landed.instance,
+    )
+    assert {e.check_name for e in result.get_asset_check_evaluations()} == {LAKE_CHECK}
+    assert not result.get_asset_materialization_events()
+    logs = landed.instance.all_logs(result.run_id)
+    [warning] = [e.user_message for e in logs if "skipped: they check" in e.user_message]
+    assert "row_count_matches_source, unique_key_is_unique skipped" in warning

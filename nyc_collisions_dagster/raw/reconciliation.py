@@ -3,9 +3,11 @@
 The source's rows per day come from one grouped count(*) per dataset over the whole history. The
 lake's are the `dagster/row_count` that Dagster recorded with each partition's latest
 materialization: one index query and a few batched event reads, instead of a file read per day.
+reconciliation_sensor compares the whole history; lake_matches_source, a check of each raw asset,
+does too when it runs alone, and compares only the landed days in a run that lands days.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -13,11 +15,12 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from nyc_collisions_dagster.constants import DATASETS, POOL, Dataset
+from nyc_collisions_dagster.constants import DATASETS, Dataset
 from nyc_collisions_dagster.partitions import daily_partitions
 from nyc_collisions_dagster.raw.changes import days_between
 from nyc_collisions_dagster.raw.checks import days_text
 from nyc_collisions_dagster.raw.fetching import count_by_day
+from nyc_collisions_dagster.raw.report import FetchReport
 from nyc_collisions_dagster.resources.socrata import SocrataClient, SocrataResource
 
 LAKE_MATCHES_SOURCE = "lake_matches_source"
@@ -141,44 +144,40 @@ def check_result(comparison: Comparison) -> dg.AssetCheckResult:
     )
 
 
-@dg.multi_asset_check(
-    name=LAKE_MATCHES_SOURCE,
-    specs=[
-        dg.AssetCheckSpec(
-            LAKE_MATCHES_SOURCE,
-            asset=dataset.asset,
-            description="Every landed day has as many rows as Socrata has for it now, deletions "
-            "included. Reads Dagster's recorded row counts and one count query: fetches no rows.",
-            # A difference anywhere in the history must not hold back what reads the lake.
-            blocking=False,
-        )
-        for dataset in DATASETS.values()
-    ],
-    can_subset=True,
-    pool=POOL,
-)
-def lake_matches_source(
-    context: dg.AssetCheckExecutionContext, socrata: SocrataResource
-) -> Iterator[dg.AssetCheckResult]:
-    selected = [
-        dataset
-        for dataset in DATASETS.values()
-        if dg.AssetCheckKey(dg.AssetKey(dataset.asset), LAKE_MATCHES_SOURCE)
-        in context.selected_asset_check_keys
-    ]
+def lake_check_spec(dataset: Dataset) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        LAKE_MATCHES_SOURCE,
+        asset=dataset.asset,
+        description="Every landed day has as many rows as Socrata has for it, deletions "
+        "included. Alone, it reads Dagster's recorded row counts and one count query: it fetches "
+        "no rows. In a run that lands days, it compares those days at no cost.",
+        # A difference anywhere in the history must not hold back what reads the lake.
+        blocking=False,
+    )
+
+
+def lake_check_keys() -> list[dg.AssetCheckKey]:
+    return [dg.AssetCheckKey(dg.AssetKey(d.asset), LAKE_MATCHES_SOURCE) for d in DATASETS.values()]
+
+
+def landed_result(report: FetchReport) -> dg.AssetCheckResult:
+    """The check in a run that lands days: those days, as the fetch counted and wrote them."""
+    days = sorted(report.rows_by_day)
+    lake: dict[date, int | None] = dict(report.rows_by_day)
+    return check_result(_comparison(report.asset, days, report.source_counts, lake))
+
+
+def checked_alone(
+    context: dg.AssetExecutionContext, socrata: SocrataResource, dataset: Dataset
+) -> dg.AssetCheckResult:
+    """The check in a run without its asset, e.g. the UI's *Execute*: one count query."""
     with closing(socrata.get_client(context.log)) as client:
-        comparisons = compare(client, context.instance, selected, _days_to_compare(context))
-    for comparison in comparisons:
-        yield check_result(comparison)
+        [comparison] = compare(client, context.instance, [dataset], _days_to_compare(context))
+    return check_result(comparison)
 
 
-def _days_to_compare(context: dg.AssetCheckExecutionContext) -> list[date]:
-    """The run's own days when it lands them too, else the whole history.
-
-    Dagster adds the check to every run that materializes its asset (the CLI cannot leave it
-    out): there it compares only the days just landed, which costs one small count query instead
-    of the whole history's.
-    """
+def _days_to_compare(context: dg.AssetExecutionContext) -> list[date]:
+    """The days the run names, else (the UI's *Execute* names none) the whole history."""
     tags = context.run.tags
     first = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
     last = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")

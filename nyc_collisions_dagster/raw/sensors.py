@@ -21,7 +21,6 @@ from nyc_collisions_dagster.raw.changes import (
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataClient, SocrataResource
 
-_ASSETS = {asset.key.to_user_string(): asset for asset in collision_assets}
 # Changed rows listed per dataset and tick. Past it the change is a full replace upstream, and
 # its whole span of days becomes one ranged run instead of thousands of one-day runs.
 MAX_CHANGED_ROWS = 50_000
@@ -161,9 +160,6 @@ def _run_requests(
         dg.RunRequest(
             run_key=f"{first}...{last}:{'+'.join(names)}:{run_key}",
             asset_selection=[dg.AssetKey(name) for name in names],
-            # Only the checks of what the run writes: the whole-history lake_matches_source
-            # would add a step and a full count query to each of these runs.
-            asset_check_keys=[key for name in names for key in _ASSETS[name].check_keys],
             **_partitions(first, last),
         )
         for (first, last), names in sorted(assets_by_range.items())

@@ -1,13 +1,9 @@
-"""The lake as resources: the raw layer's IO manager, which writes each day as it arrives, and
-where the processed layer's months go."""
+"""The lake as resources: the raw layer's IO manager, which loads raw days for downstream assets
+and hands the raw assets their files, and where the processed layer's months go."""
 
-from collections.abc import Iterator
-from contextlib import closing
-from datetime import date
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pyarrow as pa
 from pydantic import Field
 
 from nyc_collisions_dagster.constants import (
@@ -16,28 +12,14 @@ from nyc_collisions_dagster.constants import (
     PROCESSED_URL_ENV,
     STORAGE_URL_ENV,
 )
-from nyc_collisions_dagster.metadata import day_counts_table, markdown_preview
-from nyc_collisions_dagster.resources.storage import (
-    MonthStore,
-    ParallelWriter,
-    PartitionStore,
-    StorageError,
-)
+from nyc_collisions_dagster.resources.storage import MonthStore, PartitionStore
 
 if TYPE_CHECKING:
     import pandas as pd  # imported by to_pandas when a downstream asset loads: 0.3 s a process
 
 
-class DayTables(Protocol):
-    """What an asset hands over: its days' tables, then metadata about how they were made."""
-
-    def __iter__(self) -> Iterator[tuple[date, pa.Table]]: ...
-
-    def metadata(self) -> dict[str, object]: ...
-
-
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """Writes each day of a (possibly ranged) run to its own Parquet file as the days arrive."""
+    """The raw layer's day files: written by the raw assets, loaded as inputs of others."""
 
     storage_url: str | None = Field(
         default=None,
@@ -55,50 +37,13 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         url = self.storage_url or dg.EnvVar(STORAGE_URL_ENV).get_value() or DEFAULT_STORAGE_URL
         return PartitionStore(url, asset)
 
-    def handle_output(self, context: dg.OutputContext, obj: DayTables) -> None:
-        store = self.store(context.asset_key.path[-1])
-        store.ensure_writable()
-        expected = set(context.asset_partition_keys)
-        writer = ParallelWriter(store, self.max_concurrent_writes, context.log, len(expected))
-        preview = None
-        with writer, closing(iter(obj)) as days:
-            for day, table in days:
-                key = day.isoformat()
-                if key not in expected or key in writer.rows:
-                    raise StorageError(f"{key} is not a partition of this run, or came twice")
-                writer.submit(key, table)
-                if preview is None and table.num_rows:
-                    preview = markdown_preview(table)
-        if missing := expected - set(writer.rows):
-            raise StorageError(f"No rows were produced for partitions {sorted(missing)}")
-        self._add_metadata(context, store, writer, obj, preview)
-
-    def _add_metadata(
-        self,
-        context: dg.OutputContext,
-        store: PartitionStore,
-        writer: ParallelWriter,
-        obj: DayTables,
-        preview: dg.MarkdownMetadataValue | None,
-    ) -> None:
-        # Each partition's event gets what differs by day. The run's summary goes on the newest
-        # partition only: output metadata would be copied to every event of a range run, and on
-        # a 4-year run that copying cost several seconds of Dagster's bookkeeping.
-        for key, rows in writer.rows.items():
-            context.step_context.add_asset_metadata(
-                {"dagster/row_count": rows, "path": dg.MetadataValue.path(store.uri(key))},
-                partition_key=key,
-            )
-        total = sum(writer.rows.values())
-        summary = {
-            "run_partitions": len(writer.rows),
-            "run_rows": total,
-            "rows_per_second": round(total / writer.elapsed()),
-            **({"preview": preview} if preview else {}),
-            **({"run_rows_by_day": day_counts_table(writer.rows)} if len(writer.rows) > 1 else {}),
-            **obj.metadata(),
-        }
-        context.step_context.add_asset_metadata(summary, partition_key=max(writer.rows))
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        # The raw assets write each day themselves and record it as it is written (landing.py);
+        # they produce no output. Another asset's output has no place in the raw layer.
+        raise dg.DagsterInvariantViolationError(
+            f"{context.asset_key.to_user_string()}: the raw layer's IO manager stores no "
+            "outputs; give this asset an io_manager_key of its own"
+        )
 
     def load_input(self, context: dg.InputContext) -> "pd.DataFrame":
         store = self.store(context.asset_key.path[-1])

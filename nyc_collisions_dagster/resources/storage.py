@@ -6,20 +6,16 @@ base URL, which pyarrow.fs resolves; `FileSystem.from_uri` honours AWS_ENDPOINT_
 AWS_ENDPOINT_URL.
 """
 
-import logging
+import hashlib
 import os
-import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import date
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
-
-_PROGRESS_EVERY_SECONDS = 10.0
 
 
 class StorageError(RuntimeError):
@@ -33,6 +29,7 @@ class PartitionStore:
     compression = "snappy"
 
     def __init__(self, storage_url: str, asset: str) -> None:
+        self.asset = asset
         self.url = f"{storage_url.rstrip('/')}/{asset}"
         if storage_url.startswith("s3://"):
             # Delayed open makes a small object one PutObject instead of a three-call multipart.
@@ -77,13 +74,18 @@ class PartitionStore:
     def uri(self, partition_key: str) -> str:
         return f"{self.url}/{self.relative_path(partition_key)}"
 
-    def write(self, partition_key: str, table: pa.Table) -> None:
-        """Replace the partition's file; readers see the old file or the new one, never a part."""
+    def write(self, partition_key: str, table: pa.Table) -> str:
+        """Replace the partition's file; readers see the old file or the new one, never a part.
+
+        Returns a digest of the file's bytes: the same rows give the same file, hence the same
+        digest.
+        """
         buffer = pa.BufferOutputStream()
         # One row group for the whole file: readers pay one footer and one chunk per column.
         pq.write_table(
             table, buffer, compression=self.compression, row_group_size=max(table.num_rows, 1)
         )
+        contents = buffer.getvalue()
         path = self.path(partition_key)
         # A local file appears by rename; an S3 object appears whole when its upload completes.
         target = f"{path}.{uuid.uuid4().hex}.tmp" if self.is_local else path
@@ -91,11 +93,12 @@ class PartitionStore:
             if self.is_local:
                 self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
             with self.fs.open_output_stream(target) as out:
-                out.write(buffer.getvalue())
+                out.write(contents)
             if self.is_local:
                 self.fs.move(target, path)
         except (OSError, pa.ArrowException) as exc:
             raise StorageError(f"Could not write {self.uri(partition_key)}: {exc}") from None
+        return hashlib.sha256(memoryview(contents)).hexdigest()[:16]
 
     def partition_days(self) -> set[date]:
         """The days that have a file."""
@@ -150,55 +153,3 @@ class MonthStore(PartitionStore):
     def relative_path(self, partition_key: str) -> str:
         year, month = partition_key.split("-")
         return f"year={year}/month={month}/{partition_key}.parquet"
-
-
-class ParallelWriter:
-    """Writes files from a few threads, never holding more than a few days in memory."""
-
-    def __init__(
-        self, store: PartitionStore, threads: int, log: logging.Logger, expected: int
-    ) -> None:
-        self.store = store
-        self.rows: dict[str, int] = {}
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="parquet")
-        self._pending: set[Future] = set()
-        self._limit = threads * 2
-        self._log = log
-        self._expected = expected
-        self._started = self._last_log = time.monotonic()
-
-    def submit(self, key: str, table: pa.Table) -> None:
-        while len(self._pending) >= self._limit:
-            self._collect(wait(self._pending, return_when=FIRST_COMPLETED).done)
-        self.rows[key] = table.num_rows
-        self._pending.add(self._pool.submit(self.store.write, key, table))
-        self._maybe_log_progress()
-
-    def __enter__(self) -> "ParallelWriter":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            if exc_info[0] is None:
-                self._collect(wait(self._pending).done)
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def elapsed(self) -> float:
-        return max(time.monotonic() - self._started, 1e-6)
-
-    def _collect(self, done: set[Future]) -> None:
-        self._pending -= done
-        for future in done:
-            future.result()
-
-    def _maybe_log_progress(self) -> None:
-        now = time.monotonic()
-        if now - self._last_log < _PROGRESS_EVERY_SECONDS:
-            return
-        self._last_log = now
-        rows = sum(self.rows.values())
-        self._log.info(
-            f"{len(self.rows)}/{self._expected} days, {rows:,} rows, "
-            f"{rows / (now - self._started):,.0f} rows/s"
-        )

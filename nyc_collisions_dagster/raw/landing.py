@@ -1,0 +1,116 @@
+"""Land a run's days: write each day's file, and record its materialization once it is written.
+
+Dagster records the materializations of an asset's output when the output is handled, one
+partition after another after the last day is written: about 11 ms each on the default SQLite
+instance, 16 s for 4 years of days. Yielded from the asset's body instead, each is recorded as
+soon as its file is written, while later days are still being fetched and uploaded. The asset's
+output is not required and never produced, so Dagster adds no events of its own.
+"""
+
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from datetime import date
+
+import dagster as dg
+import pyarrow as pa
+
+from nyc_collisions_dagster.metadata import day_counts_table, markdown_preview
+from nyc_collisions_dagster.raw.changes import contiguous_ranges
+from nyc_collisions_dagster.raw.fetching import DayStream
+from nyc_collisions_dagster.resources.storage import PartitionStore, StorageError
+from nyc_collisions_dagster.resources.writer import ParallelWriter
+
+# The tag Dagster reads an event's data version from. A day's version is a digest of its file,
+# so a day landed again with the same rows keeps it, and what reads the day is not made stale.
+_DATA_VERSION_TAG = "dagster/data_version"
+_SHOWN_RANGES = 20
+
+
+class LandingError(RuntimeError):
+    """A run stopped before every day was written; the days written are materialized."""
+
+
+def land(
+    context: dg.AssetExecutionContext, stream: DayStream, store: PartitionStore, writers: int
+) -> Iterator[dg.AssetMaterialization]:
+    """Write every day of `stream` (the run's partitions), yielding each day's materialization.
+
+    The newest day's comes last, with the run's summary, so that it is the asset's latest event,
+    the one the UI shows first; run-level metadata on every partition's event would cost
+    seconds on a long range. If the run fails, the days written are materialized still, and the
+    error names the others: a backfill of the failed and missing partitions fetches only those.
+    """
+    keys = set(context.partition_keys)
+    newest = max(keys)
+    store.ensure_writable()
+    preview: dg.MarkdownMetadataValue | None = None
+    with ParallelWriter(store, writers, context.log, len(keys)) as writer:
+        try:
+            with closing(iter(stream)) as days:
+                for day, table in days:
+                    _submit(writer, keys, day, table)
+                    if preview is None and table.num_rows:
+                        preview = markdown_preview(table)
+                    yield from _materializations(store, writer, writer.written(), newest)
+            yield from _materializations(store, writer, writer.finish(), newest)
+            if missing := keys - writer.digests.keys():
+                raise StorageError(f"No rows were produced for partitions {sorted(missing)}")
+        except Exception as exc:
+            yield from _materializations(store, writer, writer.abandon(), newest)
+            if newest in writer.digests:
+                yield _materialization(store, writer, newest)
+            raise LandingError(_not_written(store, keys, writer.digests)) from exc
+    summary = {
+        "run_partitions": len(writer.rows),
+        "run_rows": sum(writer.rows.values()),
+        "rows_per_second": round(sum(writer.rows.values()) / writer.elapsed()),
+        **({"preview": preview} if preview else {}),
+        **({"run_rows_by_day": day_counts_table(writer.rows)} if len(writer.rows) > 1 else {}),
+        **stream.metadata(),
+    }
+    yield _materialization(store, writer, newest, summary)
+
+
+def _submit(writer: ParallelWriter, keys: set[str], day: date, table: pa.Table) -> None:
+    key = day.isoformat()
+    if key not in keys or key in writer.rows:
+        raise StorageError(f"{key} is not a partition of this run, or came twice")
+    writer.submit(key, table)
+
+
+def _materializations(
+    store: PartitionStore, writer: ParallelWriter, written: Iterable[str], newest: str
+) -> Iterator[dg.AssetMaterialization]:
+    for key in written:
+        if key != newest:
+            yield _materialization(store, writer, key)
+
+
+def _materialization(
+    store: PartitionStore,
+    writer: ParallelWriter,
+    key: str,
+    summary: dict[str, object] | None = None,
+) -> dg.AssetMaterialization:
+    return dg.AssetMaterialization(
+        asset_key=store.asset,
+        partition=key,
+        metadata={
+            "dagster/row_count": writer.rows[key],
+            "path": dg.MetadataValue.path(store.uri(key)),
+            **(summary or {}),
+        },
+        tags={_DATA_VERSION_TAG: writer.digests[key]},
+    )
+
+
+def _not_written(store: PartitionStore, keys: set[str], written: Iterable[str]) -> str:
+    done = set(written)
+    ranges = contiguous_ranges({date.fromisoformat(k) for k in keys if k not in done})
+    shown = ", ".join(f"{a}...{b}" if a != b else str(a) for a, b in ranges[:_SHOWN_RANGES])
+    if len(ranges) > _SHOWN_RANGES:
+        shown += f" and {len(ranges) - _SHOWN_RANGES} more ranges"
+    return (
+        f"{store.asset}: {len(done)} of {len(keys)} days written and materialized; not written: "
+        f"{shown}. Materializing the failed and missing partitions fetches only those."
+    )
