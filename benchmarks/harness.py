@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 
 import boto3
 import dagster as dg
+import pyarrow.compute as pa_compute
 import pyarrow.csv as pa_csv
 import pyarrow.dataset as pa_ds
 import pyarrow.fs as pa_fs
@@ -116,8 +117,9 @@ def free_port() -> int:
 
 
 def start_services(live: Processes, start: date, end: date, latency: float, row_cost: float,
-                   max_concurrent: int) -> tuple[str, dict[str, str]]:
-    """The SODA test server and moto S3, started together; returns (server URL, child env)."""
+                   max_concurrent: int, server_model: str = "sleep") -> tuple[str, dict[str, str]]:
+    """The SODA test server and moto S3, started together; returns (server URL, child env).
+    `server_model` is how the server spends `row_cost`: "sleep" waits, "cpu" works."""
     moto_url = f"http://127.0.0.1:{free_port()}"
     host, port = moto_url.removeprefix("http://").split(":")
     live.start([sys.executable, "-m", "moto.server", "-H", host, "-p", port], os.environ.copy(),
@@ -126,7 +128,8 @@ def start_services(live: Processes, start: date, end: date, latency: float, row_
         [sys.executable, "-m", "nyc_collisions_dagster_tests.soda_server",
          "--start", str(start), "--end", str(end), "--datasets", "crashes",
          "--latency", str(latency), "--row-cost", str(row_cost),
-         "--max-concurrent", str(max_concurrent), "--port", "0"],
+         "--max-concurrent", str(max_concurrent), "--server-model", server_model,
+         "--port", "0"],
         os.environ.copy(), "soda", stdout=subprocess.PIPE)
     line = soda.stdout.readline().decode()  # printed once the rows are generated
     if "listening on " not in line:
@@ -198,6 +201,12 @@ def parquet_objects(prefix: str) -> tuple[int, int]:
                             region=os.environ["AWS_DEFAULT_REGION"])
     dataset = pa_ds.dataset(f"{BUCKET}/{prefix}", filesystem=fs, format="parquet")
     return len(dataset.files), dataset.count_rows()
+
+
+def local_parquet_rows(folder: Path, key: str) -> tuple[int, int]:
+    """(rows, distinct values of `key`) in the Parquet files under a local folder."""
+    table = pa_ds.dataset(folder, format="parquet").to_table(columns=[key])
+    return table.num_rows, pa_compute.count_distinct(table[key]).as_py()
 
 
 def csv_object_rows(key: str) -> int:

@@ -1,33 +1,43 @@
-"""Mass-upload benchmark: the guide's two original methods, this project and two floors.
+"""Mass-upload benchmark: the guide's two original methods, this project, dlt and two floors.
 
-    python benchmarks/mass_upload.py            # 4 years of crashes: ~7 min on 2 cores
-    python benchmarks/mass_upload.py --years 2  # half the data: ~4 min
-    python benchmarks/mass_upload.py --quick    # 3 months, fewer runs: a smoke test in ~40 s
-    python benchmarks/mass_upload.py --help     # server model and window options
+    python benchmarks/mass_upload.py                # 4 years of crashes, both server models
+    python benchmarks/mass_upload.py --models sleep # the sleep model only
+    python benchmarks/mass_upload.py --quick        # 3 months, fewer runs: a smoke test
+    python benchmarks/mass_upload.py --help         # server model and window options
 
-The brute-force baseline alone takes about 2.7 of the 7 minutes.
+The default run took 35 minutes on a 2-core machine loaded by other benchmarks; the brute-force
+baseline and dlt's rest_api take 2.5 minutes or more each (dlt's once per model).
 
-It starts the SODA test server (synthetic crashes, 0.5 s latency and 50 µs per row served, at most
-8 requests at once) and moto S3, warms the server's row caches, then runs one after another,
-each in its own process (started through peak_rss.py, so that its peak RSS is its own):
+Needs the `bench` extra (dlt). For each server model in turn it starts the SODA test server
+(synthetic crashes, 0.5 s latency and 50 µs per row served, at most 8 requests at once) and moto
+S3, warms the server's row caches, then runs one after another, each in its own process (started
+through peak_rss.py, so that its peak RSS is its own). The sleep model waits out the row cost,
+leaving the machine to the clients; the cpu model spends it as CPU work on as many cores as
+requests in flight, as a database does, so the server competes with the run for the 2 cores.
+The first model gets every run below; the others only the runs that issue 11 compares (2, 3's
+defaults and 4):
 
 1. the guide's brute force (sequential 5,000-row JSON pages, one DataFrame, one CSV PUT);
 2. the guide's multithreaded method (the same pages from a default ThreadPoolExecutor);
 3. this project through `dagster asset materialize` with `max_workers=1`, then with defaults,
    then with defaults on SODA3 (SOCRATA_API=soda3 and an app token: POSTed queries, CSV pages);
-4. the wire floor: every row once as 50,000-row CSV pages from 8 threads, bytes dropped;
-5. the Dagster floor: a do-nothing single-run asset over the same daily range and instance;
-6. the project over 1 and 24 months (memory must not grow with the range), and one partition
+4. dlt (dlt_peer.py): its rest_api source as a dlt user configures it for Socrata, then the
+   fastest dlt pipeline found (8 date windows of Arrow pages), both into local Parquet;
+5. the wire floor: every row once as 50,000-row CSV pages from 8 threads, bytes dropped;
+6. the Dagster floor: a do-nothing single-run asset over the same daily range and instance;
+7. the project over 1 and 24 months (memory must not grow with the range), and one partition
    of the project against one partition of the Dagster floor.
 
 Every project run gets a fresh DAGSTER_HOME (default SQLite instance) and its own S3 prefix; the
-files it wrote are counted and their rows summed. Progress goes to stderr; the Markdown report,
-ready for the README, goes to stdout. Targets are reported, not asserted: the exit status is 0.
+files it wrote are counted and their rows summed; dlt's files are counted the same way. Progress
+goes to stderr; the Markdown report, one section per model, ready for the README, goes to
+stdout. Targets are reported, not asserted: the exit status is 0.
 """
 
 import argparse
 import json
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Callable
@@ -37,13 +47,18 @@ from functools import partial
 from pathlib import Path
 
 import harness
-from report import Result, markdown, targets
+from report import Result, dlt_notes, markdown, peer_targets, targets
 
 START = date(2021, 1, 1)
 ORIGINALS = harness.REPO / "benchmarks" / "originals.py"
+DLT_PEER = harness.REPO / "benchmarks" / "dlt_peer.py"
 FLOOR_MODULE = harness.REPO / "benchmarks" / "dagster_floor.py"
 PROJECT_TARGET = ["-m", "nyc_collisions_dagster.definitions"]
 SEQUENTIAL = {"resources": {"socrata": {"config": {"max_workers": 1}}}}
+MODELS = ("sleep", "cpu")
+MODEL_COSTS = {"sleep": "waited", "cpu": "of CPU work"}
+# What issue 11's targets compare: every server model measures these.
+PEER_RUNS = ("threaded", "project", "dlt", "dlt_arrow")
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,23 @@ def run_wire(bench: Bench, start: date, end: date) -> Result:
                   checked(expected, rows=told["rows"]))
 
 
+def run_dlt(bench: Bench, mode: str, start: date, end: date) -> Result:
+    """dlt_peer.py in `mode` into a fresh local folder; its Parquet files' rows are counted
+    here, and their collision_ids too, since offset paging repeats and skips rows unseen by a
+    count alone."""
+    name = f"dlt-{mode}-{uuid.uuid4().hex[:8]}"
+    out = bench.scratch / name
+    cmd = [sys.executable, str(DLT_PEER), mode, "--domain", bench.domain,
+           "--start", str(start), "--end", str(end), "--out", str(out)]
+    measured = bench.live.measure(cmd, bench.env, name)
+    told = json.loads(measured.stdout.splitlines()[-1])
+    rows, keys = harness.local_parquet_rows(Path(told["table"]), "collision_id")
+    shutil.rmtree(out)
+    expected = harness.source_rows(bench.domain, start, end)
+    return Result(measured.wall, rows, told["requests"], measured.peak_rss_mb,
+                  checked(expected, rows=rows, distinct_keys=keys, dlt_rows=told["rows"]))
+
+
 def run_project(bench: Bench, start: date, end: date, config: dict | None = None,
                 soda3: bool = False) -> Result:
     """`dagster asset materialize` of crashes over [start, end) into a fresh home and prefix,
@@ -156,6 +188,9 @@ def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[
         "project": ("project, defaults", partial(run_project, bench, START, end)),
         "soda3": ("project, defaults, SODA3",
                   partial(run_project, bench, START, end, soda3=True)),
+        "dlt": ("dlt rest_api, offset paging", partial(run_dlt, bench, "rest_api", START, end)),
+        "dlt_arrow": ("dlt, Arrow pages in 8 windows",
+                      partial(run_dlt, bench, "arrow", START, end)),
         "wire": ("wire floor", partial(run_wire, bench, START, end)),
         "floor": ("Dagster floor", partial(run_floor, bench, START, end)),
         "month": ("project, 1 month", partial(run_project, bench, START, add_months(START, 1))),
@@ -177,8 +212,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="3 months, no sequential or 1-month runs: a smoke test")
     parser.add_argument("--only", help="comma-separated runs to measure, e.g. project,month,long "
-                        "(keys: brute, threaded, sequential, project, soda3, wire, floor, month, "
-                        "long, one, floor_one)")
+                        "(keys: brute, threaded, sequential, project, soda3, dlt, dlt_arrow, wire, "
+                        "floor, month, long, one, floor_one)")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="server models, measured one after the other: sleep (the row cost "
+                        "is waited) and cpu (it is CPU work). The first gets every run, the "
+                        f"others only {', '.join(PEER_RUNS)} (default {','.join(MODELS)})")
     parser.add_argument("--latency", type=float, default=0.5, help="server seconds per request")
     parser.add_argument("--row-cost", type=float, default=0.00005,
                         help="server seconds per row served")
@@ -189,11 +228,19 @@ def parse_args() -> argparse.Namespace:
 
 def benchmark(args: argparse.Namespace, scratch: Path) -> str:
     end = add_months(START, 3 if args.quick else 12 * args.years)
+    models = args.models.split(",")
+    return "\n\n".join(measure(args, scratch, end, model, first=model == models[0])
+                       for model in models)
+
+
+def measure(args: argparse.Namespace, scratch: Path, end: date, model: str,
+            first: bool) -> str:
+    """One server model's runs and their report; a model after the first gets PEER_RUNS only."""
     days = (end - START).days
     with harness.Processes(scratch) as live:
-        progress(f"starting the SODA server ({days} days of crashes) and moto S3")
+        progress(f"[{model} model] starting the SODA server ({days} days of crashes) and moto S3")
         domain, aws_env = harness.start_services(live, START, end, args.latency, args.row_cost,
-                                                 args.max_concurrent)
+                                                 args.max_concurrent, model)
         total = harness.source_rows(domain, START, end)
         env = {**os.environ, **aws_env}
         for name in ("DAGSTER_HOME", "SOCRATA_DOMAIN", "SOCRATA_APP_TOKEN", "SOCRATA_API",
@@ -202,6 +249,8 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
         bench = Bench(live, domain, env, scratch)
         warm_up(bench, end)
         runs = plan(bench, end, args.quick)
+        if not first:
+            runs = {key: run for key, run in runs.items() if key in PEER_RUNS}
         if args.only:
             runs = {key: runs[key] for key in args.only.split(",") if key in runs}
         results = {key: harness.attempt(label, run) for key, (label, run) in runs.items()}
@@ -209,15 +258,18 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
         results["long"] = results["project"]
     context = [
         f"Crashes {START} to {end - timedelta(days=1)}: {days:,} daily partitions, "
-        f"{total:,} rows. Test server: {args.latency:g} s per request, "
-        f"{args.row_cost * 1e6:g} µs per row, at most {args.max_concurrent} requests at once. "
-        f"Machine: {os.cpu_count()} cores. `python benchmarks/mass_upload.py"
-        f"{' --quick' if args.quick else f' --years {args.years}'}`.",
+        f"{total:,} rows. Test server ({model} model): {args.latency:g} s per request, "
+        f"{args.row_cost * 1e6:g} µs {MODEL_COSTS[model]} per row, at most "
+        f"{args.max_concurrent} requests at once. Machine: {os.cpu_count()} cores. "
+        f"`python benchmarks/mass_upload.py{' --quick' if args.quick else f' --years {args.years}'}"
+        f" --models {args.models}`.",
     ]
     labels = {key: label for key, (label, _) in runs.items()}
-    goals = targets(results, min(24, months_between(START, end)))
-    return markdown("Mass upload benchmark", context, labels, results, goals,
-                    floor_notes(results, days) + soda3_notes(results))
+    goals = targets(results, min(24, months_between(START, end))) if first else []
+    goals += peer_targets(results, with_threaded=not first)
+    notes = floor_notes(results, days) + soda3_notes(results) + dlt_notes(results, labels)
+    return markdown(f"Mass upload benchmark, {model} server model", context, labels, results,
+                    goals, notes)
 
 
 def soda3_notes(results: dict[str, Result | None]) -> list[str]:

@@ -1,6 +1,7 @@
-"""The mass-upload benchmark's figures and its Markdown report: runs, then targets of issue 3."""
+"""The mass-upload benchmark's figures and its Markdown report: runs, then targets of issues 3
+and 11."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -35,21 +36,34 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return None if numerator is None or not denominator else numerator / denominator
 
 
-def targets(results: Mapping[str, Result | None], long_months: int) -> list[Target]:
-    """The issue's targets from the runs keyed as in mass_upload.plan; a missing run gives n/a."""
+# The dlt runs of mass_upload.plan, the peers of issue 11.
+DLT_RUNS = ("dlt", "dlt_arrow")
 
+
+def _getter(results: Mapping[str, Result | None]) -> Callable[[str, str], float | None]:
     def get(key: str, attr: str) -> float | None:
         result = results.get(key)
         return None if result is None else getattr(result, attr)
 
+    return get
+
+
+def _threaded_target(results: Mapping[str, Result | None]) -> Target:
+    get = _getter(results)
+    return Target("original multithreaded wall ÷ project wall",
+                  _ratio(get("threaded", "wall"), get("project", "wall")), "≥", 1.25)
+
+
+def targets(results: Mapping[str, Result | None], long_months: int) -> list[Target]:
+    """Issue 3's targets from the runs keyed as in mass_upload.plan; a missing run gives n/a."""
+    get = _getter(results)
     wire, floor = get("wire", "wall"), get("floor", "wall")
     rows = get("project", "rows")
     return [
         Target("project wall ÷ (wire floor + Dagster floor)",
                _ratio(get("project", "wall"), None if None in (wire, floor) else wire + floor),
                "≤", 1.2),
-        Target("original multithreaded wall ÷ project wall",
-               _ratio(get("threaded", "wall"), get("project", "wall")), "≥", 1.25),
+        _threaded_target(results),
         Target(f"project peak RSS, {long_months}-month range ÷ 1-month range",
                _ratio(get("long", "rss_mb"), get("month", "rss_mb")), "≤", 1.3),
         Target("project peak RSS ÷ original multithreaded peak RSS",
@@ -59,6 +73,32 @@ def targets(results: Mapping[str, Result | None], long_months: int) -> list[Targ
         Target("one-partition project run ÷ one-partition Dagster floor",
                _ratio(get("one", "wall"), get("floor_one", "wall")), "≤", 1.5),
     ]
+
+
+def peer_targets(results: Mapping[str, Result | None], with_threaded: bool) -> list[Target]:
+    """Issue 11's targets: the project against dlt's fastest run and its smallest peak RSS,
+    whichever runs those are, and (unless targets() gave it already) against the original
+    multithreaded method."""
+    get = _getter(results)
+    walls = [w for key in DLT_RUNS if (w := get(key, "wall")) is not None]
+    rss = [m for key in DLT_RUNS if (m := get(key, "rss_mb")) is not None]
+    goals = [
+        Target("project wall ÷ best dlt wall",
+               _ratio(get("project", "wall"), min(walls, default=None)), "≤", 0.8),
+        Target("project peak RSS ÷ smallest dlt peak RSS",
+               _ratio(get("project", "rss_mb"), min(rss, default=None)), "≤", 0.8),
+    ]
+    return goals + [_threaded_target(results)] if with_threaded else goals
+
+
+def dlt_notes(results: Mapping[str, Result | None], labels: Mapping[str, str]) -> list[str]:
+    """The project against each dlt run on its own, beside the targets' best of them."""
+    project = results.get("project")
+    if project is None:
+        return []
+    return [f"Project ÷ {labels[key]}: wall {project.wall / r.wall:.2f}, peak RSS "
+            f"{project.rss_mb / r.rss_mb:.2f}."
+            for key in DLT_RUNS if (r := results.get(key)) is not None]
 
 
 def markdown(title: str, context: list[str], labels: Mapping[str, str],

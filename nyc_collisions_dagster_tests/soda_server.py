@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import random
@@ -52,6 +53,8 @@ from nyc_collisions_dagster_tests.generator import (
 SYSTEM_FIELDS = (":id", ":created_at", ":updated_at")
 _SYSTEM_COLUMNS = {soql.Column(f) for f in SYSTEM_FIELDS}
 FAULTS = ("429", "500", "503", "disconnect", "slow")
+# How ``row_cost`` is spent: "sleep" waits, "cpu" works (see SodaServer._spend_cpu).
+SERVER_MODELS = ("sleep", "cpu")
 _RESOURCE = re.compile(r"/resource/([a-z0-9]{4}-[a-z0-9]{4})\.(json|csv)")
 # dev.socrata.com/docs/queries: SODA3 queries are POSTed to /query; docs/formats: CSV and JSON.
 _SODA3 = re.compile(r"/api/v3/views/([a-z0-9]{4}-[a-z0-9]{4})/query\.(json|csv)")
@@ -61,6 +64,8 @@ _ID_LETTERS = "abcdefghijkmnpqrstuvwxyz23456789"
 _HUMAN = encode_basestring(HUMAN_ADDRESS)
 _EPOCH = datetime(2012, 7, 1)  # first crash_date of the dataset, the clock of an empty server
 _BLOCK = 2048  # rows shuffled together when a query has no $order
+# Hashed over and over by the "cpu" model: large enough that hashlib releases the GIL for it.
+_WORK = bytes(1 << 16)
 
 
 @dataclass(frozen=True)
@@ -475,6 +480,9 @@ class SodaServer:
     Faults are drawn per request from ``faults`` with probability ``fault_rate`` by an RNG
     seeded with ``seed``, which also drives the shuffles of unordered results. ``now`` (naive
     UTC) is the clock that mutations stamp ``:updated_at`` with, never going backwards.
+    ``server_model`` says how ``row_cost`` is spent per row served: "sleep" waits, leaving the
+    machine to the client; "cpu" spends it as CPU time, as a database sorting and serializing a
+    result competes with its clients for the cores.
     """
 
     def __init__(self, rows: Mapping[str, Sequence[Row | Mapping[str, Any]]], *, port: int = 0,
@@ -482,8 +490,12 @@ class SodaServer:
                  fault_rate: float = 0.0, faults: Collection[str] = FAULTS, retry_after: str = "1",
                  slow_seconds: float = 5.0, app_tokens: Collection[str] | None = None,
                  seed: int = 0, schema_changes: Mapping[str, SchemaChange] | None = None,
-                 max_limit: int | None = None, gzip: bool = False) -> None:
+                 max_limit: int | None = None, gzip: bool = False,
+                 server_model: str = "sleep") -> None:
+        if server_model not in SERVER_MODELS:
+            raise ValueError(f"server_model must be one of {SERVER_MODELS}, not {server_model!r}")
         self.port, self.latency, self.row_cost = port, latency, row_cost
+        self.server_model = server_model
         self.app_tokens = set(app_tokens) if app_tokens is not None else None
         self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent else None
         self._lock = threading.Lock()
@@ -634,6 +646,19 @@ class SodaServer:
         if seconds > 0 and self._stopping.wait(seconds):
             raise _StoppedError
 
+    def _spend_cpu(self, seconds: float) -> None:
+        """Work until this thread has used ``seconds`` of CPU time, inside the request's slot.
+
+        The work is SHA-256 over a 64 KB block, which hashlib does without the GIL, so requests
+        served at once work on every core, as a database's backends do. Counting the thread's
+        own CPU clock, not the wall clock, makes a request take longer when the machine is busy.
+        """
+        deadline = time.thread_time() + seconds
+        while time.thread_time() < deadline:
+            if self._stopping.is_set():
+                raise _StoppedError
+            hashlib.sha256(_WORK)
+
     @contextmanager
     def _slot(self) -> Iterator[None]:
         if self._slots is None:
@@ -691,7 +716,10 @@ class SodaServer:
                     # As the real service does for clients that accept it.
                     body = gzip.compress(body, compresslevel=1)
                     headers = {**headers, "Content-Encoding": "gzip"}
-                self._pause(self.row_cost * rows)
+                if self.server_model == "cpu":
+                    self._spend_cpu(self.row_cost * rows)
+                else:
+                    self._pause(self.row_cost * rows)
                 sent = len(body) // 2 if fault == "disconnect" else len(body)
                 # Logged before answering, so a client that has its answer also finds it logged.
                 record = RequestRecord(url.path, match.group(1) if match else None, params, status,
@@ -918,7 +946,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--real-data", action="store_true", help="serve the real rows instead")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--row-cost", type=float, default=0.0)
+    parser.add_argument("--row-cost", type=float, default=0.0, help="seconds per row served")
+    parser.add_argument("--server-model", choices=SERVER_MODELS, default="sleep",
+                        help="spend --row-cost waiting (sleep) or as CPU work (cpu)")
     parser.add_argument("--max-concurrent", type=int)
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--faults", default=",".join(FAULTS))
@@ -941,8 +971,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = SodaServer(rows, port=args.port, latency=args.latency, row_cost=args.row_cost,
                         max_concurrent=args.max_concurrent, fault_rate=args.fault_rate,
                         faults=args.faults.split(","), retry_after=args.retry_after,
-                        slow_seconds=args.slow_seconds,
-                        app_tokens=args.app_tokens, seed=args.seed)
+                        slow_seconds=args.slow_seconds, app_tokens=args.app_tokens,
+                        seed=args.seed, server_model=args.server_model)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -407,6 +407,17 @@ def test_latency_row_cost_and_worker_pool(make_soda_server: MakeServer) -> None:
     assert time.perf_counter() - started >= 0.6  # served one at a time
 
 
+def test_cpu_model_spends_the_row_cost_as_cpu_time(make_soda_server: MakeServer) -> None:
+    # The server runs in this process, so its work shows in this process's CPU clock; the
+    # bound holds by construction (the server works until its thread's clock reaches it).
+    server = make_soda_server(row_cost=0.002, server_model="cpu")
+    before = time.process_time()
+    assert len(rows_of(server, CRASHES, {"$limit": 100, "$order": ORDER})) == 100
+    assert time.process_time() - before >= 0.2
+    with pytest.raises(ValueError, match="server_model"):
+        SodaServer({}, server_model="busy")
+
+
 def test_request_log(make_soda_server: MakeServer) -> None:
     server = make_soda_server()
     get(server, PERSONS, {"$limit": 7, "$order": "unique_id"})
