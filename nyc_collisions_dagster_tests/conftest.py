@@ -21,9 +21,10 @@ import requests
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests import real_data
-from nyc_collisions_dagster_tests.generator import FIELDS, Row, generate
+from nyc_collisions_dagster_tests.generator import DATASET_IDS, FIELDS, Row, generate
 from nyc_collisions_dagster_tests.postgres import PostgresServer
 from nyc_collisions_dagster_tests.soda_server import SodaServer
+from nyc_collisions_dagster_tests.spooled_table import spool_generated
 from nyc_collisions_dagster_tests.topology import Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -223,6 +224,17 @@ def make_soda_server(soda_rows: dict[str, list[Row]]) -> Iterator[Callable[..., 
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def spooled_soda_server(make_soda_server: Callable[..., SodaServer],
+                        tmp_path: Path) -> Iterator[SodaServer]:
+    """``soda_rows``' days generated again into a spool on disk and served read-only from it, as
+    the scaling benchmark serves 14 years (spooled_table.py)."""
+    tables = spool_generated(tmp_path, SODA_START, SODA_END, list(DATASET_IDS))
+    yield make_soda_server(rows={}, tables=tables)
+    for table in tables:
+        table.close()
 
 
 @pytest.fixture(scope="session")
