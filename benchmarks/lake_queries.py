@@ -49,21 +49,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import raw_read
 import requests
+from generated import CRASHES_PER_DAY, generate, typed
 from report import Target
 
 from nyc_collisions_dagster import lake
 from nyc_collisions_dagster.constants import DATASETS
-from nyc_collisions_dagster.raw.schema import DROPPED_COLUMNS, SCHEMAS, TypingReport, to_typed
 from nyc_collisions_dagster.resources.storage import PartitionStore
 
-# The test package is not installed (pyproject excludes it): its generator is found from the repo.
-sys.path.insert(0, str(harness.REPO))
-from nyc_collisions_dagster_tests.generator import FIELDS, Row, generate  # noqa: E402
-
 START = date(2020, 1, 1)  # persons and vehicles are complete from 2016-04 on
-# The generator's 600 crashes a day bring about 2,050 persons and 1,180 vehicles rows: the
-# persons-per-crash ratio is its own, so persons run above the issue's ~1,500 a day.
-CRASHES_PER_DAY = (500, 700)
 RSS_LONG_MONTHS = 24
 RAW_READ = Path(raw_read.__file__)
 DEFINITIONS = ["-m", "nyc_collisions_dagster.definitions"]
@@ -210,16 +203,6 @@ def count_requests(lines: Sequence[str]) -> S3Requests:
 
 
 # --- landing the raw layer ----------------------------------------------------------------------
-
-
-def typed(name: str, rows: list[Row]) -> pa.Table:
-    """The generator's text rows as the raw layer stores them: typed, `location` dropped."""
-    text = {
-        field: pa.array([row[i] for row in rows], pa.string())
-        for i, field in enumerate(FIELDS[name])
-        if field not in DROPPED_COLUMNS
-    }
-    return to_typed(pa.table(text), SCHEMAS[name], TypingReport())
 
 
 def day_tables(table: pa.Table, days: list[date]) -> Iterator[tuple[str, pa.Table]]:

@@ -132,10 +132,10 @@ def run_project(bench: Bench, start: date, end: date, config: dict | None = None
 def run_floor(bench: Bench, start: date, end: date) -> Result:
     name = f"floor-{uuid.uuid4().hex[:8]}"
     home = harness.fresh_dagster_home(bench.scratch / name)
-    cmd = harness.dagster_materialize(["-f", str(FLOOR_MODULE)], "floor", start,
+    cmd = harness.dagster_materialize(["-f", str(FLOOR_MODULE)], "floor_crashes", start,
                                       end - timedelta(days=1))
     measured = bench.live.measure(cmd, {**bench.env, "DAGSTER_HOME": str(home)}, name)
-    partitions, _ = harness.run_record(home, "floor")
+    partitions, _ = harness.run_record(home, "floor_crashes")
     return Result(measured.wall, 0, 0, measured.peak_rss_mb,
                   checked((end - start).days, partitions=partitions))
 
