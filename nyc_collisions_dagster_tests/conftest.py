@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -24,7 +25,7 @@ from nyc_collisions_dagster_tests import real_data
 from nyc_collisions_dagster_tests.generator import DATASET_IDS, FIELDS, Row, generate
 from nyc_collisions_dagster_tests.postgres import PostgresServer
 from nyc_collisions_dagster_tests.soda_server import SodaServer
-from nyc_collisions_dagster_tests.spooled_table import spool_generated
+from nyc_collisions_dagster_tests.spooled_table import SpooledTable, spool_generated
 from nyc_collisions_dagster_tests.topology import Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -227,12 +228,20 @@ def make_soda_server(soda_rows: dict[str, list[Row]]) -> Iterator[Callable[..., 
 
 
 @pytest.fixture
-def spooled_soda_server(make_soda_server: Callable[..., SodaServer],
-                        tmp_path: Path) -> Iterator[SodaServer]:
-    """``soda_rows``' days generated again into a spool on disk and served read-only from it, as
-    the scaling benchmark serves 14 years (spooled_table.py)."""
-    tables = spool_generated(tmp_path, SODA_START, SODA_END, list(DATASET_IDS))
-    yield make_soda_server(rows={}, tables=tables)
+def make_spooled_soda_server(make_soda_server: Callable[..., SodaServer],
+                             tmp_path: Path) -> Iterator[Callable[..., SodaServer]]:
+    """Start servers of generated days written to a spool on disk and served read-only from
+    it, as the scaling benchmark serves 14 years (spooled_table.py):
+    ``make_spooled_soda_server(start, end, **spool_generated options)``."""
+    tables: list[SpooledTable] = []
+
+    def make(start: date, end: date, **options: Any) -> SodaServer:
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        spooled = spool_generated(folder, start, end, list(DATASET_IDS), **options)
+        tables.extend(spooled)
+        return make_soda_server(rows={}, tables=spooled)
+
+    yield make
     for table in tables:
         table.close()
 

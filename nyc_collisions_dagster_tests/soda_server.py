@@ -973,7 +973,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Imported here: the spooled table builds on this module.
         from nyc_collisions_dagster_tests.spooled_table import spool_generated
 
-        tables += spool_generated(args.spool, args.start, args.end, datasets, seed=args.seed,
+        tables += spool_generated(args.spool, args.start, args.end, datasets,
+                                  workers=os.cpu_count() or 1, seed=args.seed,
                                   crashes_per_day=(low, high))
     else:
         rows = generate(args.start, args.end, seed=args.seed, datasets=datasets,

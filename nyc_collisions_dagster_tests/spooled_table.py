@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from datetime import date, timedelta
+from functools import partial
 from itertools import accumulate
+from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -49,43 +54,53 @@ def _unsupported(what: str) -> soql.SoqlError:
     return soql.SoqlError("query.soql.unsupported", f"the spooled table does not answer {what}")
 
 
-class SpooledTable:
-    """One dataset's rows in (crash_date, unique key) order: CSV lines in a file, an index here."""
+class _Spool:
+    """Consecutive days of one dataset rendered into a file, and the index of its lines."""
 
-    def __init__(self, name: str, folder: Path) -> None:
+    def __init__(self, name: str, path: Path) -> None:
+        self.name, self.path = name, path
+        self.key_i = FIELDS[name].index(UNIQUE_KEYS[name])
+        self.days: list[str] = []  # every day's crash_date as served, ascending
+        self.day_starts = array("q", [0])  # row number of each day's first row, and the end
+        self.line_starts = array("q", [0])  # byte offset of each row's line, and the end
+        self.keys = array("q")
+
+    def write_day(self, file: IO[bytes], day: date, rows: list[Row]) -> None:
+        rows = sorted(rows, key=lambda row: int(row[self.key_i]))  # type: ignore[arg-type]
+        lines = [(csv_line(row) + "\n").encode() for row in rows]
+        file.write(b"".join(lines))
+        written = self.line_starts[-1]
+        self.line_starts.extend(written + end for end in accumulate(map(len, lines)))
+        self.keys.extend(int(row[self.key_i]) for row in rows)  # type: ignore[arg-type]
+        self.days.append(f"{day.isoformat()}T00:00:00.000")
+        self.day_starts.append(len(self.keys))
+
+
+class SpooledTable:
+    """One dataset's rows in (crash_date, unique key) order: CSV lines in a file, an index here.
+
+    Built from the spools of consecutive day ranges, in order: their files are joined into one.
+    """
+
+    def __init__(self, name: str, path: Path, parts: list[_Spool]) -> None:
         self.name, self.id = name, DATASET_IDS[name]
         self.key = soql.Column(UNIQUE_KEYS[name])
-        self._key_i = FIELDS[name].index(UNIQUE_KEYS[name])
         self._stars = [Output(f, t, None, soql.Column(f)) for f, t in zip(FIELDS[name],
                                                                           TYPES[name])]
         self._header = (csv_header(FIELDS[name]) + "\n").encode()
-        self._path = folder / f"{name}.csv"
-        self._file = self._path.open("wb")
-        self._days: list[str] = []  # every day's crash_date as served, ascending
-        self._day_starts = array("q", [0])  # row number of each day's first row, and the end
-        self._line_starts = array("q", [0])  # byte offset of each row's line, and the end
-        self._key_list = array("q")
-        self._keys = np.empty(0, np.int64)
-        self.last_modified = ""
-
-    def append_day(self, day: date, rows: list[Row]) -> None:
-        """Add the rows of the day after the last one added (``finish`` once all are in)."""
-        rows = sorted(rows, key=lambda row: int(row[self._key_i]))  # type: ignore[arg-type]
-        lines = [(csv_line(row) + "\n").encode() for row in rows]
-        self._file.write(b"".join(lines))
-        written = self._line_starts[-1]
-        self._line_starts.extend(written + end for end in accumulate(map(len, lines)))
-        self._key_list.extend(int(row[self._key_i]) for row in rows)  # type: ignore[arg-type]
-        self._days.append(f"{day.isoformat()}T00:00:00.000")
-        self._day_starts.append(len(self._key_list))
+        with path.open("wb") as joined:
+            for part in parts:
+                with part.path.open("rb") as piece:
+                    shutil.copyfileobj(piece, joined, 1 << 24)
+                part.path.unlink()
+        self._fd = os.open(path, os.O_RDONLY)
+        self._days = [day for part in parts for day in part.days]
+        self._day_starts = _joined([part.day_starts for part in parts])
+        self._line_starts = _joined([part.line_starts for part in parts])
+        self._keys = np.concatenate([np.frombuffer(part.keys, np.int64) for part in parts])
         # As the in-memory table stamps rows loaded at start: 06:00 UTC the morning after.
-        self.last_modified = f"{(day + timedelta(days=1)).isoformat()}T06:00:00.000Z"
-
-    def finish(self) -> SpooledTable:
-        self._file.close()
-        self._fd = os.open(self._path, os.O_RDONLY)
-        self._keys = np.frombuffer(self._key_list, np.int64)  # a view: no second copy
-        return self
+        last = date.fromisoformat(self._days[-1][:10]) + timedelta(days=1)
+        self.last_modified = f"{last.isoformat()}T06:00:00.000Z"
 
     def close(self) -> None:
         os.close(self._fd)
@@ -181,15 +196,50 @@ def _conjuncts(where: soql.Node | None) -> Iterator[soql.Node]:
             yield node
 
 
+def _joined(parts: list[array]) -> np.ndarray:
+    """Running offsets ([0, ..., end]) of consecutive parts as one: each part's shifted by the
+    end of the parts before it."""
+    joined, end = [np.zeros(1, np.int64)], 0
+    for offsets in parts:
+        joined.append(np.frombuffer(offsets, np.int64)[1:] + end)
+        end += offsets[-1]
+    return np.concatenate(joined)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _spool_month(folder: Path, datasets: Sequence[str], end: date, options: dict[str, Any],
+                 first: date) -> list[_Spool]:
+    """The days of the month from ``first`` (up to ``end``) into a spool file per dataset."""
+    stop = min(end, _next_month(first))
+    spools = [_Spool(name, folder / f"{name}.{first:%Y-%m}.part") for name in datasets]
+    with ExitStack() as files:
+        opened = [files.enter_context(spool.path.open("wb")) for spool in spools]
+        day = first
+        while day < stop:
+            rows = generate(day, day + timedelta(days=1), datasets=datasets, **options)
+            for spool, file in zip(spools, opened):
+                spool.write_day(file, day, rows[spool.name])
+            day += timedelta(days=1)
+    return spools
+
+
 def spool_generated(folder: Path, start: date, end: date, datasets: Sequence[str],
-                    **generate_options: Any) -> list[SpooledTable]:
-    """Generate [start, end) a day at a time into spooled tables: memory holds one day's rows.
-    ``generate_options`` go to ``generator.generate`` (``seed``, ``crashes_per_day``)."""
-    tables = [SpooledTable(name, folder) for name in datasets]
-    day = start
-    while day < end:
-        rows = generate(day, day + timedelta(days=1), datasets=datasets, **generate_options)
-        for table in tables:
-            table.append_day(day, rows[table.name])
-        day += timedelta(days=1)
-    return [table.finish() for table in tables]
+                    workers: int = 1, **generate_options: Any) -> list[SpooledTable]:
+    """Generate [start, end) into spooled tables, a month at a time on ``workers`` processes
+    (1: in this one): memory holds a month's rows per process. ``generate_options`` go to
+    ``generator.generate`` (``seed``, ``crashes_per_day``)."""
+    firsts = [start]
+    while (following := _next_month(firsts[-1])) < end:
+        firsts.append(following)
+    spool = partial(_spool_month, folder, list(datasets), end, generate_options)
+    if workers == 1:
+        months = [spool(first) for first in firsts]
+    else:
+        # Spawned, not forked: the caller may be running threads.
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            months = list(pool.map(spool, firsts))
+    return [SpooledTable(name, folder / f"{name}.csv", [month[i] for month in months])
+            for i, name in enumerate(datasets)]

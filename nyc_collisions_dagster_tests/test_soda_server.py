@@ -588,8 +588,11 @@ def test_both_transports_log_their_query_alike(make_soda_server: MakeServer) -> 
 # --- generator ---------------------------------------------------------------------------
 
 def test_spooled_table_answers_a_range_load_as_the_table_in_memory(
-        soda_server: SodaServer, spooled_soda_server: SodaServer) -> None:
-    window = "crash_date >= '2024-01-02T00:00:00' AND crash_date < '2024-01-09T00:00:00'"
+        make_soda_server: MakeServer, make_spooled_soda_server: MakeServer) -> None:
+    days = date(2024, 1, 28), date(2024, 2, 4)  # two months: two processes, their spools joined
+    soda_server = make_soda_server(generate(*days))
+    spooled_soda_server = make_spooled_soda_server(*days, workers=2)
+    window = "crash_date >= '2024-01-29T00:00:00' AND crash_date < '2024-02-03T00:00:00'"
     counts = {"$select": "crash_date, count(*) AS row_count", "$where": window,
               "$group": "crash_date", "$limit": "10"}
     for name, dataset in DATASET_IDS.items():
