@@ -171,6 +171,18 @@ def source_rows(domain: str, start: date, end: date, dataset: str = CRASHES) -> 
     return int(response.json()[0]["count"])
 
 
+def add_months(day: date, months: int) -> date:
+    years, month = divmod(day.month - 1 + months, 12)
+    return day.replace(year=day.year + years, month=month + 1)
+
+
+def checked(expected: int, **found: int | None) -> str:
+    """'ok' when every count found equals the expected one, else what differed."""
+    wrong = [f"{name} {value:,}" if value is not None else f"{name} none"
+             for name, value in found.items() if value != expected]
+    return "ok" if not wrong else f"expected {expected:,}, got " + ", ".join(wrong)
+
+
 def fresh_dagster_home(path: Path) -> Path:
     """A default (SQLite) instance; telemetry off so no run waits on the network."""
     path.mkdir()

@@ -73,11 +73,6 @@ progress = harness.progress
 # --- the window -------------------------------------------------------------------------------
 
 
-def add_months(day: date, months: int) -> date:
-    years, month = divmod(day.month - 1 + months, 12)
-    return day.replace(year=day.year + years, month=month + 1)
-
-
 def month_key(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
@@ -96,14 +91,14 @@ class Window:
 
     @property
     def end(self) -> date:
-        return add_months(self.start, self.months)
+        return harness.add_months(self.start, self.months)
 
     @property
     def days(self) -> int:
         return (self.end - self.start).days
 
     def firsts(self) -> list[date]:
-        return [add_months(self.start, n) for n in range(self.months)]
+        return [harness.add_months(self.start, n) for n in range(self.months)]
 
     def prefix(self, months: int) -> "Window":
         return Window(self.start, months)
@@ -221,7 +216,8 @@ def land_raw(url: str, window: Window) -> dict[str, dict[str, int]]:
     with ThreadPoolExecutor(LANDING_WRITERS) as pool:
         uploading: list[Future[None]] = []
         for first in window.firsts():
-            generated = generate(first, add_months(first, 1), crashes_per_day=CRASHES_PER_DAY)
+            generated = generate(first, harness.add_months(first, 1),
+                                 crashes_per_day=CRASHES_PER_DAY)
             tables = {name: typed(name, generated.pop(name)) for name in DATASETS}
             for future in uploading:
                 future.result()
@@ -281,7 +277,7 @@ def run_raw_read(bench: Bench, window: Window) -> Run:
 
 
 def materialize_cmd(window: Window) -> list[str]:
-    first, last = month_key(window.start), month_key(add_months(window.end, -1))
+    first, last = month_key(window.start), month_key(harness.add_months(window.end, -1))
     partitions = ["--partition", first] if first == last else ["--partition-range",
                                                                f"{first}...{last}"]
     return [sys.executable, "-m", "dagster", "asset", "materialize", *DEFINITIONS,
@@ -340,7 +336,7 @@ class Query:
 
 
 def queries(month: date) -> list[Query]:
-    following = add_months(month, 1)
+    following = harness.add_months(month, 1)
     return [
         Query("a", "injuries by borough and year",
               """SELECT borough, year(crash_date) AS year, count(*) AS crashes,
@@ -579,7 +575,8 @@ def measure_builds(bench: Bench, window: Window) -> tuple[dict[str, Run | None],
 
 def measure_queries(moto: Moto, window: Window, urls: dict[str, str],
                     repeats: int) -> list[Answer]:
-    month = add_months(window.start, window.months // 2)  # a month in the middle of the window
+    # A month in the middle of the window.
+    month = harness.add_months(window.start, window.months // 2)
     answers = []
     for query in queries(month):
         progress(f"... query ({query.key}) {query.title}")

@@ -56,22 +56,11 @@ class Bench:
     scratch: Path
 
 
-def add_months(day: date, months: int) -> date:
-    years, month = divmod(day.month - 1 + months, 12)
-    return day.replace(year=day.year + years, month=month + 1)
-
-
 def months_between(start: date, end: date) -> int:
     return (end.year - start.year) * 12 + end.month - start.month
 
 
 progress = harness.progress
-
-
-def checked(expected: int, **found: int) -> str:
-    """'ok' when every count found equals the expected one, else what differed."""
-    wrong = [f"{name} {value:,}" for name, value in found.items() if value != expected]
-    return "ok" if not wrong else f"expected {expected:,}, got " + ", ".join(wrong)
 
 
 def run_original(bench: Bench, mode: str, start: date, end: date) -> Result:
@@ -82,7 +71,7 @@ def run_original(bench: Bench, mode: str, start: date, end: date) -> Result:
     told = json.loads(measured.stdout.splitlines()[-1])
     expected = harness.source_rows(bench.domain, start, end)
     return Result(measured.wall, told["rows"], told["requests"], measured.peak_rss_mb,
-                  checked(expected, csv_rows=harness.csv_object_rows(key)))
+                  harness.checked(expected, csv_rows=harness.csv_object_rows(key)))
 
 
 def wire_cmd(bench: Bench, start: date, end: date, fmt: str) -> list[str]:
@@ -103,7 +92,7 @@ def run_wire(bench: Bench, start: date, end: date) -> Result:
     told = json.loads(measured.stdout.splitlines()[-1])
     expected = harness.source_rows(bench.domain, start, end)
     return Result(measured.wall, told["rows"], told["requests"], measured.peak_rss_mb,
-                  checked(expected, rows=told["rows"]))
+                  harness.checked(expected, rows=told["rows"]))
 
 
 def run_project(bench: Bench, start: date, end: date, config: dict | None = None,
@@ -123,9 +112,9 @@ def run_project(bench: Bench, start: date, end: date, config: dict | None = None
     partitions, metadata = harness.run_record(home, "crashes")
     objects, rows = harness.parquet_objects(f"{prefix}/crashes")
     days, expected = (end - start).days, harness.source_rows(bench.domain, start, end)
-    check = checked(days, partitions=partitions, objects=objects)
+    check = harness.checked(days, partitions=partitions, objects=objects)
     if check == "ok":
-        check = checked(expected, rows=rows)
+        check = harness.checked(expected, rows=rows)
     return Result(measured.wall, rows, metadata.get("requests"), measured.peak_rss_mb, check)
 
 
@@ -137,7 +126,7 @@ def run_floor(bench: Bench, start: date, end: date) -> Result:
     measured = bench.live.measure(cmd, {**bench.env, "DAGSTER_HOME": str(home)}, name)
     partitions, _ = harness.run_record(home, "floor_crashes")
     return Result(measured.wall, 0, 0, measured.peak_rss_mb,
-                  checked((end - start).days, partitions=partitions))
+                  harness.checked((end - start).days, partitions=partitions))
 
 
 
@@ -146,7 +135,7 @@ def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[
     """The runs, in order, keyed for the targets. --quick keeps what exercises every kind of
     run once: no sequential runs and no 1-month run (its RSS ratio is then n/a)."""
     last = end - timedelta(days=1)
-    long_end = min(end, add_months(START, 24))
+    long_end = min(end, harness.add_months(START, 24))
     runs = {
         "brute": ("original brute force", partial(run_original, bench, "brute", START, end)),
         "threaded": ("original multithreaded",
@@ -158,7 +147,8 @@ def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[
                   partial(run_project, bench, START, end, soda3=True)),
         "wire": ("wire floor", partial(run_wire, bench, START, end)),
         "floor": ("Dagster floor", partial(run_floor, bench, START, end)),
-        "month": ("project, 1 month", partial(run_project, bench, START, add_months(START, 1))),
+        "month": ("project, 1 month",
+                  partial(run_project, bench, START, harness.add_months(START, 1))),
         "long": (f"project, {months_between(START, long_end)} months",
                  partial(run_project, bench, START, long_end)),
         "one": ("project, 1 partition", partial(run_project, bench, last, end)),
@@ -188,7 +178,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def benchmark(args: argparse.Namespace, scratch: Path) -> str:
-    end = add_months(START, 3 if args.quick else 12 * args.years)
+    end = harness.add_months(START, 3 if args.quick else 12 * args.years)
     days = (end - START).days
     with harness.Processes(scratch) as live:
         progress(f"starting the SODA server ({days} days of crashes) and moto S3")

@@ -83,15 +83,10 @@ class Point:
         return self.days * len(DATASETS)
 
 
-def add_months(day: date, months: int) -> date:
-    years, month = divmod(day.month - 1 + months, 12)
-    return day.replace(year=day.year + years, month=month + 1)
-
-
 def points(end: date, quick: bool, full: bool) -> list[Point]:
     months = {"1 month": 1, "3 months": 3} if quick else {"1 month": 1, "1 year": 12,
                                                            "4 years": 48}
-    found = [Point(label, add_months(end, -n), end) for label, n in months.items()]
+    found = [Point(label, harness.add_months(end, -n), end) for label, n in months.items()]
     return found + ([Point("full history", FIRST_DAY, end)] if full else [])
 
 
@@ -102,11 +97,6 @@ class Bench:
     domain: str
     env: dict[str, str]  # AWS pointing at moto, nothing from the caller's shell
     scratch: Path
-
-
-def checked(expected: int, **found: int | None) -> str:
-    wrong = [f"{name} {value}" for name, value in found.items() if value != expected]
-    return "ok" if not wrong else f"expected {expected:,}, got " + ", ".join(wrong)
 
 
 def run_project(bench: Bench, point: Point, storage: str = "sqlite",
@@ -131,8 +121,8 @@ def run_project(bench: Bench, point: Point, storage: str = "sqlite",
         found = summary.get("run_rows")
         rows += found or 0
         requests += summary.get("requests") or 0
-        problem = checked(point.days, partitions=partitions, objects=objects)
-        problem = checked(source, rows=found) if problem == "ok" else problem
+        problem = harness.checked(point.days, partitions=partitions, objects=objects)
+        problem = harness.checked(source, rows=found) if problem == "ok" else problem
         problems += [] if problem == "ok" else [f"{asset}: {problem}"]
     spots = spot_check(bench.domain, prefix, point.start, point.end)
     empty_prefix(prefix)
@@ -154,8 +144,8 @@ def run_floor(bench: Bench, point: Point, storage: str = "sqlite",
     measured = bench.live.measure(cmd, env, name)
     recorded = {f"floor_{asset}": harness.run_record(home, f"floor_{asset}")[0]
                 for asset in DATASETS}
-    return Timed(measured.wall, 0, 0, measured.peak_rss_mb, checked(point.days, **recorded),
-                 phases=timeline.phases(home))
+    return Timed(measured.wall, 0, 0, measured.peak_rss_mb,
+                 harness.checked(point.days, **recorded), phases=timeline.phases(home))
 
 
 def run_wire(bench: Bench, point: Point) -> Result:
@@ -167,7 +157,7 @@ def run_wire(bench: Bench, point: Point) -> Result:
     expected = sum(harness.source_rows(bench.domain, point.start, point.end, d.dataset_id)
                    for d in DATASETS.values())
     return Result(measured.wall, told["rows"], told["requests"], measured.peak_rss_mb,
-                  checked(expected, rows=told["rows"]))
+                  harness.checked(expected, rows=told["rows"]))
 
 
 def object_count(prefix: str) -> int:
