@@ -9,7 +9,7 @@ MONTH_END = $(shell date -d "$(MONTH)-01 +1 month -1 day" +%F)
 PARTITION ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run dev test postgres benchmark benchmark-lake screenshots clean
+.PHONY: run dev test postgres benchmark benchmark-lake benchmark-scale screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ benchmark: $(BIN)/.installed-bench
 # The processed layer: its build against a plain read, and three queries over raw and processed.
 benchmark-lake: $(BIN)/.installed
 	$(BIN)/python benchmarks/lake_queries.py
+
+# The three datasets over 1 month, 1 year and 4 years, each one run, against their floors, and
+# Dagster's share on SQLite and PostgreSQL; `make benchmark-scale FULL=1` adds the whole history.
+benchmark-scale: $(BIN)/.installed postgres
+	$(BIN)/python benchmarks/scaling.py $(if $(FULL),--full)
 
 clean:
 	rm -rf $(VENV) .dagster_home data .pytest_cache

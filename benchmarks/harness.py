@@ -29,6 +29,10 @@ import pyarrow.fs as pa_fs
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+# A benchmark measures the checkout it is in: the package, and the test package whose servers and
+# generator it uses (not installed: pyproject excludes it), are imported from here, not from
+# wherever the virtualenv's editable install points. Every benchmark imports harness first.
+sys.path.insert(0, str(REPO))
 PEAK_RSS = REPO / "benchmarks" / "peak_rss.py"
 BUCKET = "nyc-application-collisions"
 CRASHES = "h9gi-nx95"
@@ -117,19 +121,24 @@ def free_port() -> int:
 
 
 def start_services(live: Processes, start: date, end: date, latency: float, row_cost: float,
-                   max_concurrent: int, server_model: str = "sleep") -> tuple[str, dict[str, str]]:
+                   max_concurrent: int, server_model: str = "sleep",
+                   datasets: Sequence[str] = ("crashes",),
+                   server_options: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
     """The SODA test server and moto S3, started together; returns (server URL, child env).
-    `server_model` is how the server spends `row_cost`: "sleep" waits, "cpu" works."""
+
+    `server_model` is how the server spends `row_cost`: "sleep" waits, "cpu" works.
+    `server_options` are more options of the server's command line, e.g. `--spool DIR`.
+    """
     moto_url = f"http://127.0.0.1:{free_port()}"
     host, port = moto_url.removeprefix("http://").split(":")
     live.start([sys.executable, "-m", "moto.server", "-H", host, "-p", port], os.environ.copy(),
                "moto")
     soda = live.start(
         [sys.executable, "-m", "nyc_collisions_dagster_tests.soda_server",
-         "--start", str(start), "--end", str(end), "--datasets", "crashes",
+         "--start", str(start), "--end", str(end), "--datasets", ",".join(datasets),
          "--latency", str(latency), "--row-cost", str(row_cost),
          "--max-concurrent", str(max_concurrent), "--server-model", server_model,
-         "--port", "0"],
+         "--port", "0", *server_options],
         os.environ.copy(), "soda", stdout=subprocess.PIPE)
     line = soda.stdout.readline().decode()  # printed once the rows are generated
     if "listening on " not in line:
@@ -158,11 +167,24 @@ def _wait_for(url: str) -> None:
             time.sleep(0.1)
 
 
-def source_rows(domain: str, start: date, end: date) -> int:
+def source_rows(domain: str, start: date, end: date, dataset: str = CRASHES) -> int:
+    """The server's rows of a dataset (its id) with crash dates in [start, end)."""
     where = f"crash_date >= '{start}T00:00:00' AND crash_date < '{end}T00:00:00'"
-    response = requests.get(f"{domain}/resource/{CRASHES}.json",
+    response = requests.get(f"{domain}/resource/{dataset}.json",
                             params={"$select": "count(*)", "$where": where}, timeout=60)
     return int(response.json()[0]["count"])
+
+
+def add_months(day: date, months: int) -> date:
+    years, month = divmod(day.month - 1 + months, 12)
+    return day.replace(year=day.year + years, month=month + 1)
+
+
+def checked(expected: int, **found: int | None) -> str:
+    """'ok' when every count found equals the expected one, else what differed."""
+    wrong = [f"{name} {value:,}" if value is not None else f"{name} none"
+             for name, value in found.items() if value != expected]
+    return "ok" if not wrong else f"expected {expected:,}, got " + ", ".join(wrong)
 
 
 def fresh_dagster_home(path: Path) -> Path:
@@ -185,13 +207,18 @@ def dagster_materialize(target: Sequence[str], select: str, first: date, last: d
     return cmd
 
 
-def run_record(home: Path, asset: str) -> tuple[int, dict[str, object]]:
-    """(partitions materialized, metadata of the latest materialization) in a DAGSTER_HOME."""
+def run_record(home: Path, asset: str,
+               partition: str | None = None) -> tuple[int, dict[str, object]]:
+    """(partitions materialized, metadata of the latest materialization, or of the latest of
+    `partition`) in a DAGSTER_HOME."""
     with dg.DagsterInstance.from_config(str(home)) as instance:
         key = dg.AssetKey(asset)
         partitions = instance.get_materialized_partitions(key)
-        event = instance.get_latest_materialization_event(key)
-        metadata = event.asset_materialization.metadata if event else {}
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key,
+                                  asset_partitions=None if partition is None else [partition]),
+            limit=1).records
+        metadata = records[0].asset_materialization.metadata if records else {}
         return len(partitions), {name: value.value for name, value in metadata.items()}
 
 

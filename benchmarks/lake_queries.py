@@ -47,21 +47,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import raw_read
 import requests
+from generated import CRASHES_PER_DAY, generate, typed
 from report import Target
 
 from nyc_collisions_dagster import lake
 from nyc_collisions_dagster.constants import DATASETS
-from nyc_collisions_dagster.raw.schema import DROPPED_COLUMNS, SCHEMAS, TypingReport, to_typed
 from nyc_collisions_dagster.resources.storage import PartitionStore
 
-# The test package is not installed (pyproject excludes it): its generator is found from the repo.
-sys.path.insert(0, str(harness.REPO))
-from nyc_collisions_dagster_tests.generator import FIELDS, Row, generate  # noqa: E402
-
 START = date(2020, 1, 1)  # persons and vehicles are complete from 2016-04 on
-# The generator's 600 crashes a day bring about 2,050 persons and 1,180 vehicles rows: the
-# persons-per-crash ratio is its own, so persons run above the issue's ~1,500 a day.
-CRASHES_PER_DAY = (500, 700)
 RSS_LONG_MONTHS = 24
 RAW_READ = Path(raw_read.__file__)
 DEFINITIONS = ["-m", "nyc_collisions_dagster.definitions"]
@@ -76,11 +69,6 @@ progress = harness.progress
 
 
 # --- the window -------------------------------------------------------------------------------
-
-
-def add_months(day: date, months: int) -> date:
-    years, month = divmod(day.month - 1 + months, 12)
-    return day.replace(year=day.year + years, month=month + 1)
 
 
 def month_key(day: date) -> str:
@@ -101,14 +89,14 @@ class Window:
 
     @property
     def end(self) -> date:
-        return add_months(self.start, self.months)
+        return harness.add_months(self.start, self.months)
 
     @property
     def days(self) -> int:
         return (self.end - self.start).days
 
     def firsts(self) -> list[date]:
-        return [add_months(self.start, n) for n in range(self.months)]
+        return [harness.add_months(self.start, n) for n in range(self.months)]
 
     def prefix(self, months: int) -> "Window":
         return Window(self.start, months)
@@ -210,16 +198,6 @@ def count_requests(lines: Sequence[str]) -> S3Requests:
 # --- landing the raw layer ----------------------------------------------------------------------
 
 
-def typed(name: str, rows: list[Row]) -> pa.Table:
-    """The generator's text rows as the raw layer stores them: typed, `location` dropped."""
-    text = {
-        field: pa.array([row[i] for row in rows], pa.string())
-        for i, field in enumerate(FIELDS[name])
-        if field not in DROPPED_COLUMNS
-    }
-    return to_typed(pa.table(text), SCHEMAS[name], TypingReport())
-
-
 def day_tables(table: pa.Table, days: list[date]) -> Iterator[tuple[str, pa.Table]]:
     """Every day of the month, a quiet one included (the raw layer writes it with zero rows)."""
     for day in days:
@@ -236,7 +214,8 @@ def land_raw(url: str, window: Window) -> dict[str, dict[str, int]]:
     with ThreadPoolExecutor(LANDING_WRITERS) as pool:
         uploading: list[Future[None]] = []
         for first in window.firsts():
-            generated = generate(first, add_months(first, 1), crashes_per_day=CRASHES_PER_DAY)
+            generated = generate(first, harness.add_months(first, 1),
+                                 crashes_per_day=CRASHES_PER_DAY)
             tables = {name: typed(name, generated.pop(name)) for name in DATASETS}
             for future in uploading:
                 future.result()
@@ -296,7 +275,7 @@ def run_raw_read(bench: Bench, window: Window) -> Run:
 
 
 def materialize_cmd(window: Window) -> list[str]:
-    first, last = month_key(window.start), month_key(add_months(window.end, -1))
+    first, last = month_key(window.start), month_key(harness.add_months(window.end, -1))
     partitions = ["--partition", first] if first == last else ["--partition-range",
                                                                f"{first}...{last}"]
     return [sys.executable, "-m", "dagster", "asset", "materialize", *DEFINITIONS,
@@ -359,7 +338,7 @@ class Query:
 
 
 def queries(month: date) -> list[Query]:
-    following = add_months(month, 1)
+    following = harness.add_months(month, 1)
     return [
         Query("a", "injuries by borough and year",
               """SELECT borough, year(crash_date) AS year, count(*) AS crashes,
@@ -560,7 +539,8 @@ def measure_builds(bench: Bench, window: Window) -> tuple[dict[str, Run | None],
 
 def measure_queries(moto: Moto, window: Window, urls: dict[str, str],
                     repeats: int) -> list[Answer]:
-    month = add_months(window.start, window.months // 2)  # a month in the middle of the window
+    # A month in the middle of the window.
+    month = harness.add_months(window.start, window.months // 2)
     answers = []
     for query in queries(month):
         progress(f"... query ({query.key}) {query.title}")

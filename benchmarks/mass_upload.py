@@ -71,22 +71,11 @@ class Bench:
     scratch: Path
 
 
-def add_months(day: date, months: int) -> date:
-    years, month = divmod(day.month - 1 + months, 12)
-    return day.replace(year=day.year + years, month=month + 1)
-
-
 def months_between(start: date, end: date) -> int:
     return (end.year - start.year) * 12 + end.month - start.month
 
 
 progress = harness.progress
-
-
-def checked(expected: int, **found: int) -> str:
-    """'ok' when every count found equals the expected one, else what differed."""
-    wrong = [f"{name} {value:,}" for name, value in found.items() if value != expected]
-    return "ok" if not wrong else f"expected {expected:,}, got " + ", ".join(wrong)
 
 
 def run_original(bench: Bench, mode: str, start: date, end: date) -> Result:
@@ -97,7 +86,7 @@ def run_original(bench: Bench, mode: str, start: date, end: date) -> Result:
     told = json.loads(measured.stdout.splitlines()[-1])
     expected = harness.source_rows(bench.domain, start, end)
     return Result(measured.wall, told["rows"], told["requests"], measured.peak_rss_mb,
-                  checked(expected, csv_rows=harness.csv_object_rows(key)))
+                  harness.checked(expected, csv_rows=harness.csv_object_rows(key)))
 
 
 def wire_cmd(bench: Bench, start: date, end: date, fmt: str) -> list[str]:
@@ -118,7 +107,7 @@ def run_wire(bench: Bench, start: date, end: date) -> Result:
     told = json.loads(measured.stdout.splitlines()[-1])
     expected = harness.source_rows(bench.domain, start, end)
     return Result(measured.wall, told["rows"], told["requests"], measured.peak_rss_mb,
-                  checked(expected, rows=told["rows"]))
+                  harness.checked(expected, rows=told["rows"]))
 
 
 def run_dlt(bench: Bench, mode: str, start: date, end: date) -> Result:
@@ -135,7 +124,7 @@ def run_dlt(bench: Bench, mode: str, start: date, end: date) -> Result:
     shutil.rmtree(out)
     expected = harness.source_rows(bench.domain, start, end)
     return Result(measured.wall, rows, told["requests"], measured.peak_rss_mb,
-                  checked(expected, rows=rows, distinct_keys=keys, dlt_rows=told["rows"]))
+                  harness.checked(expected, rows=rows, distinct_keys=keys, dlt_rows=told["rows"]))
 
 
 def run_project(bench: Bench, start: date, end: date, config: dict | None = None,
@@ -155,21 +144,21 @@ def run_project(bench: Bench, start: date, end: date, config: dict | None = None
     partitions, metadata = harness.run_record(home, "crashes")
     objects, rows = harness.parquet_objects(f"{prefix}/crashes")
     days, expected = (end - start).days, harness.source_rows(bench.domain, start, end)
-    check = checked(days, partitions=partitions, objects=objects)
+    check = harness.checked(days, partitions=partitions, objects=objects)
     if check == "ok":
-        check = checked(expected, rows=rows)
+        check = harness.checked(expected, rows=rows)
     return Result(measured.wall, rows, metadata.get("requests"), measured.peak_rss_mb, check)
 
 
 def run_floor(bench: Bench, start: date, end: date) -> Result:
     name = f"floor-{uuid.uuid4().hex[:8]}"
     home = harness.fresh_dagster_home(bench.scratch / name)
-    cmd = harness.dagster_materialize(["-f", str(FLOOR_MODULE)], "floor", start,
+    cmd = harness.dagster_materialize(["-f", str(FLOOR_MODULE)], "floor_crashes", start,
                                       end - timedelta(days=1))
     measured = bench.live.measure(cmd, {**bench.env, "DAGSTER_HOME": str(home)}, name)
-    partitions, _ = harness.run_record(home, "floor")
+    partitions, _ = harness.run_record(home, "floor_crashes")
     return Result(measured.wall, 0, 0, measured.peak_rss_mb,
-                  checked((end - start).days, partitions=partitions))
+                  harness.checked((end - start).days, partitions=partitions))
 
 
 
@@ -178,7 +167,7 @@ def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[
     """The runs, in order, keyed for the targets. --quick keeps what exercises every kind of
     run once: no sequential runs and no 1-month run (its RSS ratio is then n/a)."""
     last = end - timedelta(days=1)
-    long_end = min(end, add_months(START, 24))
+    long_end = min(end, harness.add_months(START, 24))
     runs = {
         "brute": ("original brute force", partial(run_original, bench, "brute", START, end)),
         "threaded": ("original multithreaded",
@@ -193,7 +182,8 @@ def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[
                       partial(run_dlt, bench, "arrow", START, end)),
         "wire": ("wire floor", partial(run_wire, bench, START, end)),
         "floor": ("Dagster floor", partial(run_floor, bench, START, end)),
-        "month": ("project, 1 month", partial(run_project, bench, START, add_months(START, 1))),
+        "month": ("project, 1 month",
+                  partial(run_project, bench, START, harness.add_months(START, 1))),
         "long": (f"project, {months_between(START, long_end)} months",
                  partial(run_project, bench, START, long_end)),
         "one": ("project, 1 partition", partial(run_project, bench, last, end)),
@@ -227,7 +217,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def benchmark(args: argparse.Namespace, scratch: Path) -> str:
-    end = add_months(START, 3 if args.quick else 12 * args.years)
+    end = harness.add_months(START, 3 if args.quick else 12 * args.years)
     models = args.models.split(",")
     return "\n\n".join(measure(args, scratch, end, model, first=model == models[0])
                        for model in models)

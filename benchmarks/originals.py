@@ -2,19 +2,21 @@
 
     python benchmarks/originals.py brute|threaded --domain URL --start D --end D --key KEY
     python benchmarks/originals.py wire --domain URL --start D --end D [--format csv|json]
+        [--datasets ID,ID,...]
 
 `brute` and `threaded` re-implement the guide faithfully: 5,000-row JSON pages through sodapy
 ordered by collision_id and paged by $offset, all rows decoded into one list, one pandas
 DataFrame, one CSV uploaded with boto3 `put_object` (bucket and AWS settings from the
 environment). `wire` is the floor of the transfer alone: 50,000-row pages in stored order from
-8 threads, bytes counted and dropped. Each mode prints one JSON line: {"rows", "requests"}.
+8 threads, bytes counted and dropped, of crashes or of several datasets (all their pages from the
+same 8 threads). Each mode prints one JSON line: {"rows", "requests"}.
 """
 
 import argparse
 import io
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
@@ -25,6 +27,9 @@ import sodapy
 from requests.adapters import HTTPAdapter
 
 CRASHES = "h9gi-nx95"
+# The stored order of each dataset: crash day, then its unique key.
+ORDERS = {CRASHES: "crash_date,collision_id", "f55k-p6yu": "crash_date,unique_id",
+          "bm4k-52h4": "crash_date,unique_id"}
 BUCKET = "nyc-application-collisions"
 GUIDE_PAGE = 5_000
 WIRE_PAGE = 50_000
@@ -98,29 +103,34 @@ def upload_csv(records: list[dict], key: str) -> int:
     return len(frame)
 
 
-def wire(domain: str, where: str, fmt: str, counter: Counter) -> int:
+def wire(domain: str, where: str, fmt: str, counter: Counter,
+         datasets: Sequence[str] = (CRASHES,)) -> int:
     """Every row once over plain concurrent GETs; returns the rows seen, nothing is kept."""
     session = requests.Session()
     session.mount(domain, HTTPAdapter(pool_maxsize=WIRE_THREADS))
-    base = f"{domain}/resource/{CRASHES}"
-    counter.add()
-    count = session.get(f"{base}.json", params={"$select": "count(*)", "$where": where},
-                        timeout=TIMEOUT_SECONDS)
-    total = int(count.json()[0]["count"])
 
-    def fetch(offset: int) -> int:
+    def total(dataset: str) -> int:
         counter.add()
-        params = {"$where": where, "$order": "crash_date,collision_id",
+        count = session.get(f"{domain}/resource/{dataset}.json",
+                            params={"$select": "count(*)", "$where": where},
+                            timeout=TIMEOUT_SECONDS)
+        return int(count.json()[0]["count"])
+
+    def fetch(dataset: str, offset: int) -> int:
+        counter.add()
+        params = {"$where": where, "$order": ORDERS[dataset],
                   "$limit": str(WIRE_PAGE), "$offset": str(offset)}
-        with session.get(f"{base}.{fmt}", params=params, stream=True,
+        with session.get(f"{domain}/resource/{dataset}.{fmt}", params=params, stream=True,
                          timeout=TIMEOUT_SECONDS) as response:
             response.raise_for_status()
             lines = sum(chunk.count(b"\n") for chunk in response.iter_content(1 << 20))
         # A CSV body has a header line; a JSON body one line per row.
         return lines - 1 if fmt == "csv" else lines
 
+    pages = [(dataset, offset) for dataset in datasets
+             for offset in range(0, total(dataset), WIRE_PAGE)]
     with ThreadPoolExecutor(WIRE_THREADS) as pool:
-        return sum(pool.map(fetch, range(0, total, WIRE_PAGE)))
+        return sum(pool.map(lambda page: fetch(*page), pages))
 
 
 def main() -> None:
@@ -131,10 +141,12 @@ def main() -> None:
     parser.add_argument("--end", type=date.fromisoformat, required=True, help="exclusive")
     parser.add_argument("--key", help="S3 key of the CSV (brute, threaded)")
     parser.add_argument("--format", default="csv", choices=["csv", "json"], help="wire only")
+    parser.add_argument("--datasets", default=CRASHES,
+                        help="wire only: dataset ids, comma-separated")
     args = parser.parse_args()
     where, counter = window_where(args.start, args.end), Counter()
     if args.mode == "wire":
-        rows = wire(args.domain, where, args.format, counter)
+        rows = wire(args.domain, where, args.format, counter, args.datasets.split(","))
     else:
         fetch_all = brute_force if args.mode == "brute" else multithreaded
         rows = upload_csv(fetch_all(args.domain, where, counter), args.key)

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -21,9 +22,10 @@ import requests
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests import real_data
-from nyc_collisions_dagster_tests.generator import FIELDS, Row, generate
+from nyc_collisions_dagster_tests.generator import DATASET_IDS, FIELDS, Row, generate
 from nyc_collisions_dagster_tests.postgres import PostgresServer
 from nyc_collisions_dagster_tests.soda_server import SodaServer
+from nyc_collisions_dagster_tests.spooled_table import SpooledTable, spool_generated
 from nyc_collisions_dagster_tests.topology import Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -223,6 +225,25 @@ def make_soda_server(soda_rows: dict[str, list[Row]]) -> Iterator[Callable[..., 
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def make_spooled_soda_server(make_soda_server: Callable[..., SodaServer],
+                             tmp_path: Path) -> Iterator[Callable[..., SodaServer]]:
+    """Start servers of generated days written to a spool on disk and served read-only from
+    it, as the scaling benchmark serves 14 years (spooled_table.py):
+    ``make_spooled_soda_server(start, end, **spool_generated options)``."""
+    tables: list[SpooledTable] = []
+
+    def make(start: date, end: date, **options: Any) -> SodaServer:
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        spooled = spool_generated(folder, start, end, list(DATASET_IDS), **options)
+        tables.extend(spooled)
+        return make_soda_server(rows={}, tables=spooled)
+
+    yield make
+    for table in tables:
+        table.close()
 
 
 @pytest.fixture(scope="session")

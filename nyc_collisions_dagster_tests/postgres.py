@@ -20,6 +20,7 @@ from nyc_collisions_dagster_tests.servers import free_port, group_members, port_
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 USER = "dagster"
+_NOT_DURABLE = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
 PASSWORD = "dagster-test-password"
 
 
@@ -48,9 +49,14 @@ def _account() -> pwd.struct_passwd | None:
 
 class PostgresServer:
     """initdb and postgres in a temporary folder, reachable over TCP on 127.0.0.1 only, with
-    password authentication (scram-sha-256) for one superuser, as in production."""
+    password authentication (scram-sha-256) for one superuser, as in production.
 
-    def __init__(self) -> None:
+    Commits are not flushed to disk unless ``durable``: the tests' data lives as long as the
+    test, while a benchmark of commit-heavy work must pay for them as production does.
+    """
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.port = 0
         self.folder: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -82,11 +88,9 @@ class PostgresServer:
         with (self.folder / "postgres.log").open("wb") as log:
             self.process = subprocess.Popen(
                 # No Unix socket: only the loopback port, as a remote database would be reached.
-                # Durability settings are off: the data lives as long as the test.
                 [binaries / "postgres", "-D", data, "-p", str(self.port),
                  "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-                 "-c", "fsync=off", "-c", "synchronous_commit=off",
-                 "-c", "full_page_writes=off"],
+                 *([] if self.durable else _NOT_DURABLE)],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, **self._as_account(),
             )

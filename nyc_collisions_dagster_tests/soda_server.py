@@ -30,7 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import islice
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from operator import itemgetter
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from nyc_collisions_dagster_tests import real_data, soql
@@ -127,7 +128,7 @@ def _csv_value(value: Any) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def _csv_line(values: Sequence[Any]) -> str:
+def csv_line(values: Sequence[Any]) -> str:
     # Quote everything in one join, then unquote the nulls: twice as fast as per-field quoting,
     # which is kept for the rare value that itself holds a quote.
     parts = ["\x00" if v is None else v if v.__class__ is str else _csv_value(v)[1:-1]
@@ -148,6 +149,18 @@ def _json_value(value: Any) -> str:
 def _json_object(keys: Sequence[str], values: Iterable[Any]) -> str:
     return "{" + ",".join([k + (encode_basestring(v) if v.__class__ is str else _json_value(v))
                            for k, v in zip(keys, values) if v is not None]) + "}"
+
+
+class ServedTable(Protocol):
+    """What answering a request needs of a dataset's table."""
+
+    id: str
+    last_modified: str  # the :updated_at of the latest change, as the API writes it
+
+    def query(self, q: soql.Query,
+              rng: random.Random) -> tuple[list[Output], Sequence[Any], bool]: ...
+
+    def render(self, fmt: str, names: list[str], page: Any, star: bool) -> bytes: ...
 
 
 class _Table:
@@ -240,7 +253,7 @@ class _Table:
         assert self.records[i] is record
         del self.records[i]
 
-    def query(self, q: soql.Query, rng: random.Random) -> tuple[list[_Output], list[Any], bool]:
+    def query(self, q: soql.Query, rng: random.Random) -> tuple[list[Output], list[Any], bool]:
         """Run a query: (outputs, page, star) where a star page holds records to render with the
         cache and any other page holds tuples of output values."""
         star = len(q.select) == 1 and q.select[0].star == "*"
@@ -259,8 +272,28 @@ class _Table:
         getters = [o.getter for o in outputs]
         return outputs, [tuple(g(r) for g in getters) for r in page], False  # type: ignore[misc]
 
-    def _outputs(self, q: soql.Query, grouped: bool) -> list[_Output]:
-        outputs: list[_Output] = []
+    def render(self, fmt: str, names: list[str], page: list[Any], star: bool) -> bytes:
+        """The body of a page from ``query``; ``SELECT *`` rows are rendered once and cached."""
+        if not star:
+            return render_values(fmt, names, page)
+        project = self.project
+        if fmt == "csv":
+            lines = [csv_header(names)]
+            for record in page:
+                if record.csv is None:
+                    record.csv = csv_line(record.row if project is None else project(record.row))
+                lines.append(record.csv)
+            return ("\n".join(lines) + "\n").encode()
+        objects = []
+        for record in page:
+            if record.json is None:
+                record.json = _json_object(self.json_keys, record.row if project is None
+                                           else project(record.row))
+            objects.append(record.json)
+        return ("[" + "\n,".join(objects) + "]\n").encode()
+
+    def _outputs(self, q: soql.Query, grouped: bool) -> list[Output]:
+        outputs: list[Output] = []
         for item in q.select:
             if item.star:
                 if grouped:
@@ -268,7 +301,7 @@ class _Table:
                                          "* cannot be selected with $group")
                 for n in self.served if item.star == "*" else SYSTEM_FIELDS:
                     c = self.schema.column(n)
-                    outputs.append(_Output(n, c.type, c.fn, soql.Column(n)))
+                    outputs.append(Output(n, c.type, c.fn, soql.Column(n)))
                 continue
             expr = item.expr
             assert expr is not None
@@ -276,13 +309,13 @@ class _Table:
             if grouped and _is_aggregate(expr):
                 call: soql.Call = expr  # type: ignore[assignment]
                 kind = "number" if call.name == "count" else self.schema.compile(call.args[0]).type
-                outputs.append(_Output(name, kind, None, expr))
+                outputs.append(Output(name, kind, None, expr))
                 continue
             if grouped and expr not in q.group:
                 raise soql.SoqlError("query.soql.type-mismatch",
                                      f"{soql.default_name(expr)} must be in $group or aggregated")
             c = self.schema.compile(expr)
-            outputs.append(_Output(name, c.type, c.fn, expr))
+            outputs.append(Output(name, c.type, c.fn, expr))
         return outputs
 
     def _filter(self, where: soql.Node | None, first: int | None) -> list[_Record]:
@@ -297,7 +330,7 @@ class _Table:
             if isinstance(node, soql.Op) and node.op == "and":
                 stack += node.args
                 continue
-            bounds = _date_bounds(node) if self.dates_served else None
+            bounds = date_bounds(node) if self.dates_served else None
             if bounds is None:
                 residual.append(node)
                 continue
@@ -313,7 +346,7 @@ class _Table:
         matches = (r for r in islice(records, lo, hi) if all(t(r) is True for t in tests))
         return list(islice(matches, first))
 
-    def _ordered_page(self, q: soql.Query, outputs: list[_Output], matched: list[_Record],
+    def _ordered_page(self, q: soql.Query, outputs: list[Output], matched: list[_Record],
                       rng: random.Random) -> list[_Record]:
         if not q.order:
             return [matched[i] for i in _random_window(len(matched), q.offset, q.limit, rng)]
@@ -333,7 +366,7 @@ class _Table:
             soql.sort_rows(matched, keys)
         return matched[q.offset:q.offset + q.limit]
 
-    def _grouped(self, q: soql.Query, outputs: list[_Output], matched: list[_Record],
+    def _grouped(self, q: soql.Query, outputs: list[Output], matched: list[_Record],
                  rng: random.Random) -> list[tuple[Any, ...]]:
         group_fns = [self.schema.compile(g).fn for g in q.group]
         groups: dict[tuple[Any, ...], list[_Record]] = {} if q.group else {(): []}
@@ -366,7 +399,7 @@ class _Table:
 
 
 @dataclass(frozen=True)
-class _Output:
+class Output:
     """One output column of a query."""
 
     name: str
@@ -379,7 +412,7 @@ def _is_aggregate(node: soql.Node | None) -> bool:
     return isinstance(node, soql.Call) and node.name in soql.AGGREGATES
 
 
-def _date_bounds(node: soql.Node) -> tuple[tuple[str, bool] | None, tuple[str, bool] | None] | None:
+def date_bounds(node: soql.Node) -> tuple[tuple[str, bool] | None, tuple[str, bool] | None] | None:
     """``((low, exclusive), (high, exclusive))`` when ``node`` tests crash_date against literals."""
     mirror = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}
     if not isinstance(node, soql.Op) or node.negated or node.op not in (*mirror, "between"):
@@ -475,6 +508,8 @@ class SodaServer:
 
     ``rows`` maps dataset names ("crashes") or ids ("h9gi-nx95") to rows as made by
     ``generator.generate`` / ``real_data`` or to API-style dicts; other datasets answer 404.
+    ``tables`` adds datasets served read-only by tables built elsewhere, such as
+    ``spooled_table.SpooledTable`` for more rows than memory would hold.
     ``schema_changes``, keyed the same way, makes a dataset serve columns other than
     ``FIELDS``; its rows, ``upsert`` and ``rows()`` keep the ``FIELDS`` shape all the same.
     Faults are drawn per request from ``faults`` with probability ``fault_rate`` by an RNG
@@ -491,7 +526,7 @@ class SodaServer:
                  slow_seconds: float = 5.0, app_tokens: Collection[str] | None = None,
                  seed: int = 0, schema_changes: Mapping[str, SchemaChange] | None = None,
                  max_limit: int | None = None, gzip: bool = False,
-                 server_model: str = "sleep") -> None:
+                 server_model: str = "sleep", tables: Iterable[ServedTable] = ()) -> None:
         if server_model not in SERVER_MODELS:
             raise ValueError(f"server_model must be one of {SERVER_MODELS}, not {server_model!r}")
         self.port, self.latency, self.row_cost = port, latency, row_cost
@@ -516,7 +551,7 @@ class SodaServer:
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._tables: dict[str, _Table] = {}
+        self._tables: dict[str, ServedTable] = {table.id: table for table in tables}
         changes = {DATASET_NAMES.get(k, k): c for k, c in (schema_changes or {}).items()}
         for key, dataset_rows in rows.items():
             name = DATASET_NAMES.get(key, key)
@@ -634,7 +669,10 @@ class SodaServer:
             return [r.row for r in table.records]
 
     def _table(self, dataset: str) -> _Table:
-        return self._tables[DATASET_IDS.get(dataset, dataset)]
+        table = self._tables[DATASET_IDS.get(dataset, dataset)]
+        if not isinstance(table, _Table):
+            raise TypeError(f"{dataset} is served read-only")
+        return table
 
     def _next_stamp(self) -> str:
         with self._lock:
@@ -795,47 +833,36 @@ class SodaServer:
             return _soql_error(table, exc)
         return self._run(table, fmt, query, rng)
 
-    def _run(self, table: _Table, fmt: str, query: soql.Query,
+    def _run(self, table: ServedTable, fmt: str, query: soql.Query,
              rng: random.Random) -> tuple[int, dict[str, str], bytes, int]:
         try:
             outputs, page, star = table.query(query, rng)
+            if self.max_limit is not None:
+                page = page[:self.max_limit]  # SODA 2.0 endpoints cap $limit silently
+            names = [o.name for o in outputs]
+            body = table.render(fmt, names, page, star)
         except soql.SoqlError as exc:
             return _soql_error(table, exc)
-        if self.max_limit is not None:
-            page = page[:self.max_limit]  # SODA 2.0 endpoints cap $limit silently
-        names = [o.name for o in outputs]
         headers = {"Content-Type": _CONTENT_TYPES[fmt],
                    "X-SODA2-Fields": json.dumps(names, separators=(",", ":")),
                    "X-SODA2-Types": json.dumps(["meta_data" if o.expr in _SYSTEM_COLUMNS else o.type
                                                 for o in outputs], separators=(",", ":")),
                    "X-SODA2-Truth-Last-Modified": format_datetime(
                        datetime.fromisoformat(table.last_modified[:-1] + "+00:00"), usegmt=True)}
-        return 200, headers, _render(fmt, table, names, page, star), len(page)
+        return 200, headers, body, len(page)
 
 
-def _render(fmt: str, table: _Table, names: list[str], page: list[Any], star: bool) -> bytes:
-    project = table.project
+def csv_header(names: Sequence[str]) -> str:
+    return ",".join(f'"{n}"' for n in names)
+
+
+def render_values(fmt: str, names: list[str], rows: Sequence[Sequence[Any]]) -> bytes:
+    """The body of a page of computed values (anything but ``SELECT *``)."""
     if fmt == "csv":
-        lines = [",".join(f'"{n}"' for n in names)]
-        if star:
-            for record in page:
-                if record.csv is None:
-                    record.csv = _csv_line(record.row if project is None else project(record.row))
-                lines.append(record.csv)
-        else:
-            lines += [_csv_line(values) for values in page]
-        return ("\n".join(lines) + "\n").encode()
-    if star:
-        objects = []
-        for record in page:
-            if record.json is None:
-                record.json = _json_object(table.json_keys, record.row if project is None
-                                           else project(record.row))
-            objects.append(record.json)
-    else:
-        keys = [encode_basestring(n) + ":" for n in names]
-        objects = [_json_object(keys, values) for values in page]
-    return ("[" + "\n,".join(objects) + "]\n").encode()
+        return ("\n".join([csv_header(names)] + [csv_line(values) for values in rows])
+                + "\n").encode()
+    keys = [encode_basestring(n) + ":" for n in names]
+    return ("[" + "\n,".join([_json_object(keys, values) for values in rows]) + "]\n").encode()
 
 
 def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
@@ -844,7 +871,7 @@ def _error(status: int, code: str, message: str, headers: Mapping[str, str] | No
     return status, {"Content-Type": _CONTENT_TYPES["json"], **(headers or {})}, body, 0
 
 
-def _soql_error(table: _Table, exc: soql.SoqlError) -> tuple[int, dict[str, str], bytes, int]:
+def _soql_error(table: ServedTable, exc: soql.SoqlError) -> tuple[int, dict[str, str], bytes, int]:
     return _error(400, exc.code, exc.message, data={**exc.data, "dataset": f"alpha.{table.id}"})
 
 
@@ -943,6 +970,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--end", type=date.fromisoformat, help="day after the last crash_date")
     parser.add_argument("--datasets", default="crashes,persons,vehicles")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crashes-per-day", default="250,700", help="MIN,MAX generated a day")
+    parser.add_argument("--spool", type=Path, help="serve the generated rows from files in this "
+                        "folder, read-only: for more rows than memory holds (spooled_table.py)")
     parser.add_argument("--real-data", action="store_true", help="serve the real rows instead")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
@@ -961,18 +991,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--real-data serves only the real rows; drop --start/--end")
     if args.real_data and not real_data.available():
         parser.error(f"no real data in {real_data.SHARED_DATA}")
-    if args.real_data:
-        rows: Mapping[str, Sequence[Row]] = {
-            k: v for k, v in real_data.load_all().items() if k in datasets}
-    elif args.start and args.end:
-        rows = generate(args.start, args.end, seed=args.seed, datasets=datasets)
-    else:
+    if not args.real_data and not (args.start and args.end):
         parser.error("give --start and --end, or --real-data")
+    low, high = (int(n) for n in args.crashes_per_day.split(","))
+    rows: Mapping[str, Sequence[Row]] = {}
+    tables: list[ServedTable] = []
+    if args.real_data:
+        rows = {k: v for k, v in real_data.load_all().items() if k in datasets}
+    elif args.spool:
+        # Imported here: the spooled table builds on this module.
+        from nyc_collisions_dagster_tests.spooled_table import spool_generated
+
+        tables += spool_generated(args.spool, args.start, args.end, datasets,
+                                  workers=os.cpu_count() or 1, seed=args.seed,
+                                  crashes_per_day=(low, high))
+    else:
+        rows = generate(args.start, args.end, seed=args.seed, datasets=datasets,
+                        crashes_per_day=(low, high))
     server = SodaServer(rows, port=args.port, latency=args.latency, row_cost=args.row_cost,
                         max_concurrent=args.max_concurrent, fault_rate=args.fault_rate,
                         faults=args.faults.split(","), retry_after=args.retry_after,
                         slow_seconds=args.slow_seconds, app_tokens=args.app_tokens,
-                        seed=args.seed, server_model=args.server_model)
+                        seed=args.seed, server_model=args.server_model, tables=tables)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
