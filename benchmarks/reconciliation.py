@@ -6,7 +6,7 @@ production size, as reconciliation_sensor and lake_matches_source evaluate it.
 
 The instance is a default (SQLite) DAGSTER_HOME. For each of crashes, persons and vehicles it holds
 one materialization per daily partition from 2012-07-01 to yesterday, with the `dagster/row_count`
-and `path` the IO manager records, and a second one for each partition of the last year, as the
+and `path` the raw assets record, and a second one for each partition of the last year, as the
 daily update and the late-records sensor leave them. Dagster records about 12 ms per event on
 SQLite, hence the wait and --home. The source is the suite's SODA server with 1-3 crashes a day
 over the same span, so that each grouped count has one row per day like the real service's,

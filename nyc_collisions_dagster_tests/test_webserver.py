@@ -1,4 +1,5 @@
-"""`dagster dev` serves the UI's backfill end to end, and the sample instance config stays valid."""
+"""`dagster dev` serves the UI's backfill and a check's *Execute* end to end, and the sample
+instance config stays valid."""
 
 import shutil
 import sys
@@ -17,7 +18,7 @@ import yaml
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster_tests.generator import FIELDS, Row
 from nyc_collisions_dagster_tests.servers import ServerProcess, free_port, port_is_open
-from nyc_collisions_dagster_tests.ui_api import FINISHED, Webserver
+from nyc_collisions_dagster_tests.ui_api import FINISHED, RUN_ENDED, Webserver
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -114,6 +115,18 @@ def test_ui_backfill_lands_every_day_in_a_single_run(
             body = s3.get_object(Bucket=bucket, Key=f"{prefix}/{asset}/{day}.parquet")["Body"]
             rows = pq.read_metadata(pa.BufferReader(body.read())).num_rows
             assert rows == _rows_on(soda_rows[asset], asset, day) > 0, (asset, day)
+
+    # The lake check runs on its own from the asset's Checks tab: one step, no rows fetched.
+    assert dagster_dev.asset_checks("crashes")["lake_matches_source"] == "CAN_EXECUTE"
+    checked = dagster_dev.execute_check("crashes", "lake_matches_source")
+    deadline = time.monotonic() + 120
+    while dagster_dev.run(checked)["status"] not in RUN_ENDED and time.monotonic() < deadline:
+        time.sleep(1)
+    assert dagster_dev.run(checked)["status"] == "SUCCESS", dagster_dev.run_errors(checked)
+    assert dagster_dev.step_statuses(checked) == {"crashes": "SUCCESS"}
+    messages = [event["message"] for event in dagster_dev.messages(checked)]
+    assert any("All 5 landed days match Socrata" in message for message in messages), messages
+    assert not any("Materialized value" in message for message in messages)
 
 
 def test_sample_instance_config_is_valid_and_keeps_a_socrata_slot_free(tmp_path: Path) -> None:

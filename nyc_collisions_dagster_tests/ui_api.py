@@ -82,6 +82,12 @@ MESSAGES = """
 query Messages($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection {
   events { __typename ... on MessageEvent { message stepKey timestamp } } } } }
 """
+# An asset's checks, as its Checks tab lists them.
+ASSET_CHECKS = """
+query Checks($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { __typename
+  ... on AssetNode { assetChecksOrError { __typename
+    ... on AssetChecks { checks { name canExecuteIndividually } } } } } }
+"""
 FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 RUN_ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
 # Definitions are served as one repository of this name.
@@ -163,6 +169,19 @@ class Webserver:
                                "repositoryName": REPOSITORY, "jobName": job},
                   "runConfigData": run_config, "executionMetadata": {"tags": _tags(tags)}}
         return _launched(self.graphql(LAUNCH_RUN, params=params)["launchRun"])
+
+    def asset_checks(self, asset: str) -> dict[str, str]:
+        """The asset's checks, each with whether the UI can execute it without the asset."""
+        node = self.graphql(ASSET_CHECKS, key={"path": [asset]})["assetNodeOrError"]
+        checks = node["assetChecksOrError"]["checks"]
+        return {check["name"]: check["canExecuteIndividually"] for check in checks}
+
+    def execute_check(self, asset: str, check: str) -> str:
+        """A check's *Execute* button: a run of the asset job that selects the check only."""
+        selector = {"repositoryLocationName": self.location, "repositoryName": REPOSITORY,
+                    "jobName": "__ASSET_JOB", "assetSelection": [],
+                    "assetCheckSelection": [{"assetKey": {"path": [asset]}, "name": check}]}
+        return _launched(self.graphql(LAUNCH_RUN, params={"selector": selector})["launchRun"])
 
     def evaluate_schedule(self, name: str, timestamp: float) -> list[dict[str, Any]]:
         """The run requests of the schedule's tick at `timestamp`, nothing launched."""
