@@ -5,6 +5,7 @@ days that failed.
 """
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import dagster as dg
@@ -17,6 +18,9 @@ ROW_COUNT = "row_count_matches_source"
 UNIQUE_KEY = "unique_key_is_unique"
 LINKED = "collision_ids_exist_in_crashes"
 _SHOWN_DAYS = 50  # days listed in a result; the count says how many there are
+# Crashes files read at once for the linked check. Each is a small read, bound by latency on S3:
+# one after another, 4 years of them took 48 s after the run's last day was written.
+_READERS = 16
 
 
 def check_specs(dataset: Dataset) -> list[dg.AssetCheckSpec]:
@@ -98,10 +102,10 @@ def _linked_result(
 ) -> dg.AssetCheckResult:
     unlinked: dict[date, int] = {}
     unchecked: list[date] = []
-    for day, ids in sorted(report.collision_ids_by_day.items()):
-        if not len(ids):
-            continue
-        crashes = crash_ids(day)
+    linked = {day: ids for day, ids in sorted(report.collision_ids_by_day.items()) if len(ids)}
+    with ThreadPoolExecutor(_READERS, thread_name_prefix="crash-ids") as pool:
+        found = list(pool.map(crash_ids, linked))
+    for (day, ids), crashes in zip(linked.items(), found):
         if crashes is None:
             unchecked.append(day)
         elif missing := int(np.count_nonzero(~np.isin(ids, crashes))):
