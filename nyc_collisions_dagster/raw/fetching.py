@@ -146,6 +146,14 @@ class DayStream:
         return (self.end - self.start).days
 
     def __iter__(self) -> Iterator[tuple[date, pa.Table]]:
+        for arrival in self.arrivals(idle_seconds=None):
+            if arrival is not None:
+                yield arrival
+
+    def arrivals(self, idle_seconds: float | None) -> Iterator[tuple[date, pa.Table] | None]:
+        """Every day as it arrives, and None after each `idle_seconds` without one: a consumer
+        that waits on other work too (the writer's uploads) gets its turn while a slow page is
+        still being served."""
         _use_a_returning_allocator()
         days: queue.Queue[tuple[date, pa.Table] | _Failure] = queue.Queue(_QUEUE_DAYS)
         stop = threading.Event()
@@ -162,8 +170,14 @@ class DayStream:
                 chunks = plan_chunks(self.start, self.end, counts, self.client.page_size)
             for chunk in chunks:
                 pool.submit(self._run_chunk, *chunk, days, stop)
-            for _ in range(self.days):
-                item = days.get()
+            received = 0
+            while received < self.days:
+                try:
+                    item = days.get(timeout=idle_seconds)
+                except queue.Empty:
+                    yield None
+                    continue
+                received += 1
                 if isinstance(item, _Failure):
                     raise item.error
                 self.report.record(*item)

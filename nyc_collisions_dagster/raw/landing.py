@@ -24,6 +24,8 @@ from nyc_collisions_dagster.resources.writer import ParallelWriter
 # so a day landed again with the same rows keeps it, and what reads the day is not made stale.
 _DATA_VERSION_TAG = "dagster/data_version"
 _SHOWN_RANGES = 20
+# How long a written day may wait for its event while no other day arrives (a slow page).
+_IDLE_SECONDS = 0.2
 
 
 class LandingError(RuntimeError):
@@ -46,11 +48,13 @@ def land(
     preview: dg.MarkdownMetadataValue | None = None
     with ParallelWriter(store, writers, context.log, len(keys)) as writer:
         try:
-            with closing(iter(stream)) as days:
-                for day, table in days:
-                    _submit(writer, keys, day, table)
-                    if preview is None and table.num_rows:
-                        preview = markdown_preview(table)
+            with closing(stream.arrivals(_IDLE_SECONDS)) as arrivals:
+                for arrival in arrivals:
+                    if arrival is not None:
+                        day, table = arrival
+                        _submit(writer, keys, day, table)
+                        if preview is None and table.num_rows:
+                            preview = markdown_preview(table)
                     yield from _materializations(store, writer, writer.written(), newest)
             yield from _materializations(store, writer, writer.finish(), newest)
             if missing := keys - writer.digests.keys():
