@@ -104,12 +104,12 @@ def _linked_result(
     unchecked: list[date] = []
     linked = {day: ids for day, ids in sorted(report.collision_ids_by_day.items()) if len(ids)}
     with ThreadPoolExecutor(_READERS, thread_name_prefix="crash-ids") as pool:
-        found = list(pool.map(crash_ids, linked))
-    for (day, ids), crashes in zip(linked.items(), found):
-        if crashes is None:
-            unchecked.append(day)
-        elif missing := int(np.count_nonzero(~np.isin(ids, crashes))):
-            unlinked[day] = missing
+        # Compared as they come: the crashes of a long range are not all held at once.
+        for (day, ids), crashes in zip(linked.items(), pool.map(crash_ids, linked)):
+            if crashes is None:
+                unchecked.append(day)
+            elif missing := int(np.count_nonzero(~np.isin(ids, crashes))):
+                unlinked[day] = missing
     failed = sorted(unlinked)
     return dg.AssetCheckResult(
         check_name=LINKED,

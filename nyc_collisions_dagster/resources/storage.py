@@ -116,14 +116,21 @@ class PartitionStore:
         return days
 
     def read_column(self, partition_key: str, column: str) -> np.ndarray | None:
-        """One column of a partition's file, or None when the file does not exist."""
+        """One column of a partition's file, or None when the file does not exist.
+
+        A day file is small, so it is read whole: on S3 a HEAD and one GET, where a lookup, the
+        footer and then the column took four requests (336 files 16 at a time on moto: 2.4 s
+        instead of 6.8-8.1 s).
+        """
         try:
-            info = self.fs.get_file_info(self.path(partition_key))
-        except OSError as exc:
-            raise StorageError(f"Could not read {self.uri(partition_key)}: {exc}") from None
-        if info.type == pa_fs.FileType.NotFound:
+            with self.fs.open_input_stream(self.path(partition_key)) as file:
+                contents = file.read()
+            table = pq.read_table(pa.BufferReader(contents), columns=[column])
+        except FileNotFoundError:
             return None
-        return self.read_one(partition_key, [column])[column].to_numpy()
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"Could not read {self.uri(partition_key)}: {exc}") from None
+        return table[column].to_numpy()
 
     def read(self, partition_keys: Sequence[str]) -> pa.Table:
         return pa.concat_tables(self.read_one(key) for key in partition_keys)
