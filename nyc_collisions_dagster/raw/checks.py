@@ -102,13 +102,13 @@ def _linked_result(
 ) -> dg.AssetCheckResult:
     unlinked: dict[date, int] = {}
     unchecked: list[date] = []
-    linked = {day: ids for day, ids in sorted(report.collision_ids_by_day.items()) if len(ids)}
+    linked = {day: ids for day, ids in sorted(report.collision_ids_by_day.items()) if len(ids.ids)}
     with ThreadPoolExecutor(_READERS, thread_name_prefix="crash-ids") as pool:
         # Compared as they come: the crashes of a long range are not all held at once.
         for (day, ids), crashes in zip(linked.items(), pool.map(crash_ids, linked)):
             if crashes is None:
                 unchecked.append(day)
-            elif missing := int(np.count_nonzero(~np.isin(ids, crashes))):
+            elif missing := ids.rows_not_in(crashes):
                 unlinked[day] = missing
     failed = sorted(unlinked)
     return dg.AssetCheckResult(
