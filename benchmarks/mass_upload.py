@@ -15,12 +15,14 @@ through peak_rss.py, so that its peak RSS is its own). The sleep model waits out
 leaving the machine to the clients; the cpu model spends it as CPU work on as many cores as
 requests in flight, as a database does, so the server competes with the run for the 2 cores.
 The first model gets every run below; the others only the runs that issue 11 compares (2, 3's
-defaults and 4):
+defaults with and without subset planned events, and 4):
 
 1. the guide's brute force (sequential 5,000-row JSON pages, one DataFrame, one CSV PUT);
 2. the guide's multithreaded method (the same pages from a default ThreadPoolExecutor);
 3. this project through `dagster asset materialize` with `max_workers=1`, then with defaults,
-   then with defaults on SODA3 (SOCRATA_API=soda3 and an app token: POSTed queries, CSV pages);
+   then as the README's mass-upload command (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS:
+   Dagster plans the run with one event instead of one per partition), then with defaults on
+   SODA3 (SOCRATA_API=soda3 and an app token: POSTed queries, CSV pages);
 4. dlt (dlt_peer.py): its rest_api source as a dlt user configures it for Socrata, then the
    fastest dlt pipeline found (8 date windows of Arrow pages), both into local Parquet;
 5. the wire floor: every row once as 50,000-row CSV pages from 8 threads, bytes dropped;
@@ -58,7 +60,9 @@ SEQUENTIAL = {"resources": {"socrata": {"config": {"max_workers": 1}}}}
 MODELS = ("sleep", "cpu")
 MODEL_COSTS = {"sleep": "waited", "cpu": "of CPU work"}
 # What issue 11's targets compare: every server model measures these.
-PEER_RUNS = ("threaded", "project", "dlt", "dlt_arrow")
+PEER_RUNS = ("threaded", "project", "subset", "dlt", "dlt_arrow")
+# The README's mass-upload command: Dagster plans the run with one event per asset.
+SUBSET_PLANNING = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 
 
 @dataclass(frozen=True)
@@ -128,14 +132,15 @@ def run_dlt(bench: Bench, mode: str, start: date, end: date) -> Result:
 
 
 def run_project(bench: Bench, start: date, end: date, config: dict | None = None,
-                soda3: bool = False) -> Result:
+                soda3: bool = False, dagster_env: dict[str, str] | None = None) -> Result:
     """`dagster asset materialize` of crashes over [start, end) into a fresh home and prefix,
-    on SODA 2.1 (the default setting, auto) or on SODA3."""
+    on SODA 2.1 (the default setting, auto) or on SODA3, with Dagster's own settings from
+    `dagster_env`."""
     name = f"project-{uuid.uuid4().hex[:8]}"
     home = harness.fresh_dagster_home(bench.scratch / name)
     prefix = f"bench/{name}"
     env = {**bench.env, "DAGSTER_HOME": str(home), "SOCRATA_DOMAIN": bench.domain,
-           "COLLISIONS_STORAGE_URL": f"s3://{harness.BUCKET}/{prefix}"}
+           "COLLISIONS_STORAGE_URL": f"s3://{harness.BUCKET}/{prefix}", **(dagster_env or {})}
     if soda3:
         env |= {"SOCRATA_API": "soda3", "SOCRATA_APP_TOKEN": "benchmark-app-token"}
     cmd = harness.dagster_materialize(PROJECT_TARGET, "crashes", start,
@@ -161,8 +166,6 @@ def run_floor(bench: Bench, start: date, end: date) -> Result:
                   harness.checked((end - start).days, partitions=partitions))
 
 
-
-
 def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[[], Result]]]:
     """The runs, in order, keyed for the targets. --quick keeps what exercises every kind of
     run once: no sequential runs and no 1-month run (its RSS ratio is then n/a)."""
@@ -175,6 +178,8 @@ def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[
         "sequential": ("project, max_workers=1",
                        partial(run_project, bench, START, end, SEQUENTIAL)),
         "project": ("project, defaults", partial(run_project, bench, START, end)),
+        "subset": ("project, defaults, subset planned events",
+                   partial(run_project, bench, START, end, dagster_env=SUBSET_PLANNING)),
         "soda3": ("project, defaults, SODA3",
                   partial(run_project, bench, START, end, soda3=True)),
         "dlt": ("dlt rest_api, offset paging", partial(run_dlt, bench, "rest_api", START, end)),
@@ -202,8 +207,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="3 months, no sequential or 1-month runs: a smoke test")
     parser.add_argument("--only", help="comma-separated runs to measure, e.g. project,month,long "
-                        "(keys: brute, threaded, sequential, project, soda3, dlt, dlt_arrow, wire, "
-                        "floor, month, long, one, floor_one)")
+                        "(keys: brute, threaded, sequential, project, subset, soda3, dlt, "
+                        "dlt_arrow, wire, floor, month, long, one, floor_one)")
     parser.add_argument("--models", default=",".join(MODELS),
                         help="server models, measured one after the other: sleep (the row cost "
                         "is waited) and cpu (it is CPU work). The first gets every run, the "
@@ -280,8 +285,8 @@ def floor_notes(results: dict[str, Result | None], days: int) -> list[str]:
     per_day = (floor.wall - one.wall) / (days - 1)
     return [f"Dagster floor: {one.wall:.1f} s for one partition, then "
             f"{per_day * 1000:.1f} ms per further partition (default SQLite instance). "
-            "Wall times include each command's start-up; peak RSS is each run's own process "
-            "tree; requests are counted by the client, or read from the run's metadata."]
+            "Wall times include each command's start-up; peak RSS is each run's largest "
+            "process; requests are counted by the client, or read from the run's metadata."]
 
 
 def main() -> int:
