@@ -5,8 +5,8 @@
     python benchmarks/mass_upload.py --quick        # 3 months, fewer runs: a smoke test
     python benchmarks/mass_upload.py --help         # server model and window options
 
-The default run took 35 minutes on a 2-core machine loaded by other benchmarks; the brute-force
-baseline and dlt's rest_api take 2.5 minutes or more each (dlt's once per model).
+The default run takes about 22 minutes on a quiet 2-core machine; the brute-force baseline and
+dlt's rest_api take 2 minutes or more each (dlt's once per model).
 
 Needs the `bench` extra (dlt). For each server model in turn it starts the SODA test server
 (synthetic crashes, 0.5 s latency and 50 µs per row served, at most 8 requests at once) and moto
