@@ -9,7 +9,7 @@ MONTH_END = $(shell date -d "$(MONTH)-01 +1 month -1 day" +%F)
 PARTITION ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run dev test postgres benchmark benchmark-lake benchmark-scale screenshots clean
+.PHONY: run dev test postgres java benchmark benchmark-lake benchmark-scale screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,7 @@ dev: $(BIN)/.installed
 screenshots: $(BIN)/.installed
 	$(BIN)/python -m scripts.screenshots
 
-test: $(BIN)/.installed postgres
+test: $(BIN)/.installed postgres java
 	$(BIN)/python -m pytest
 
 # The deploy tests start Debian's PostgreSQL server themselves; a fresh machine (CI runs as root)
@@ -51,6 +51,11 @@ test: $(BIN)/.installed postgres
 postgres:
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
 		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
+
+# Spark, which reads the processed layer in the suite, runs on Java 17 or later.
+java:
+	command -v java >/dev/null 2>&1 || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y default-jre-headless; }
 
 # The mass upload's peers include dlt, which only this benchmark needs.
 $(BIN)/.installed-bench: $(BIN)/.installed

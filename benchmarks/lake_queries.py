@@ -1,6 +1,6 @@
 """Lake benchmark: what the processed layer costs to build and what it saves readers, on moto S3.
 
-    python benchmarks/lake_queries.py             # 4 years (2020-2023): ~7 min on 2 idle cores
+    python benchmarks/lake_queries.py             # 4 years (2020-2023): ~8 min on 2 idle cores
     python benchmarks/lake_queries.py --quick     # 3 months: a smoke test in about 30 s
     python benchmarks/lake_queries.py --diagnose  # also where each query's CPU goes
     python benchmarks/lake_queries.py --help      # window and repetition options
@@ -13,7 +13,8 @@ small), then measures, each in its own process started through peak_rss.py:
 2. the processed build over the whole window with `dagster asset materialize`, as users run it;
 3. the processed build over 1 month and over 24 months, for peak RSS.
 
-Then three DuckDB questions, each over the raw and over the processed layer through
+Then three DuckDB questions (and the second once more with the join on both layers), each over
+the raw and over the processed layer through
 `nyc_collisions_dagster.lake.connect`, in this process: one warm-up (whose answers are compared),
 then the best of a few timed runs, then one run with moto's request recorder on, which counts the
 S3 requests. A timed run opens the connection (listing the layer) and fetches the answer, as
@@ -353,6 +354,9 @@ def queries(month: date) -> list[Query]:
               20),
         Query("b", "persons by age band and injury, with the crash's borough",
               _PERSONS_BY_AGE, _PERSONS_BY_AGE_PROCESSED, 20),
+        # The same question as a user who ignores the carried borough asks it, on both layers.
+        Query("b-join", "the same, joined to crashes on both layers",
+              _PERSONS_BY_AGE, _PERSONS_BY_AGE, 20),
         Query("c", f"crashes of {month_key(month)} in ZIP {_ZIP}",
               f"""SELECT {_ZIP_COLUMNS} FROM crashes
                   WHERE crash_date >= DATE '{month}' AND crash_date < DATE '{following}'
@@ -509,8 +513,6 @@ def markdown(context: list[str], runs: dict[str, Run | None], answers: list[Answ
 
 
 # --- the benchmark ------------------------------------------------------------------------------
-
-
 
 
 def measure_builds(bench: Bench, window: Window) -> tuple[dict[str, Run | None], str | None]:

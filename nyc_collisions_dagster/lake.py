@@ -3,7 +3,8 @@
 DuckDB sees three views, `crashes`, `persons` and `vehicles`, over the processed layer
 (COLLISIONS_PROCESSED_URL), or over the raw layer (COLLISIONS_STORAGE_URL) with `--raw`, on a
 local folder or on S3. Processed months are Hive folders (year=YYYY/month=MM): filters on `year`
-and `month` skip the other months' files unread.
+and `month` skip the other months' files unread. `--ddl` prints the processed tables' Hive DDL
+for Athena or Spark instead.
 """
 
 import argparse
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.processed.catalog import create_table_statements
 from nyc_collisions_dagster.processed.transforms import SCHEMAS_PROCESSED
 from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
@@ -103,11 +105,23 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m nyc_collisions_dagster.lake",
         description="Run SQL on the lake's views crashes, persons and vehicles.",
     )
-    parser.add_argument("query", help='e.g. "SELECT borough, count(*) FROM crashes GROUP BY 1"')
+    parser.add_argument(
+        "query", nargs="?", help='e.g. "SELECT borough, count(*) FROM crashes GROUP BY 1"'
+    )
     parser.add_argument("--raw", action="store_true", help="query the raw day files instead")
     parser.add_argument("--url", help="the layer's folder or s3:// URL (default: its setting)")
     parser.add_argument("--max-rows", type=int, default=100, help="rows printed at most")
+    parser.add_argument(
+        "--ddl",
+        action="store_true",
+        help="print CREATE EXTERNAL TABLE statements of the processed layer (Athena, Spark)",
+    )
     args = parser.parse_args(argv)
+    if args.ddl:
+        print(";\n\n".join(create_table_statements(args.url)) + ";")
+        return 0
+    if args.query is None:
+        parser.error("a query is needed, or --ddl")
     connection = connect("raw" if args.raw else "processed", args.url)
     try:
         connection.sql(args.query).show(max_rows=args.max_rows, max_width=200)

@@ -59,6 +59,9 @@ class ProcessedLake(dg.ConfigurableResource):
         f"else {DEFAULT_PROCESSED_URL} under the working directory.",
     )
 
+    @property
+    def url(self) -> str:
+        return self.storage_url or dg.EnvVar(PROCESSED_URL_ENV).get_value() or DEFAULT_PROCESSED_URL
+
     def store(self, asset: str) -> MonthStore:
-        url = self.storage_url or dg.EnvVar(PROCESSED_URL_ENV).get_value() or DEFAULT_PROCESSED_URL
-        return MonthStore(url, asset)
+        return MonthStore(self.url, asset)

@@ -1,0 +1,68 @@
+"""The processed tables as Hive DDL, for engines that need a catalog: Athena, Spark, Trino.
+
+Each statement declares a table's columns from the same schema the files are written with, its
+`year`/`month` folders as partition columns, and Athena's partition projection, so that Athena
+finds new months without a crawler or `MSCK REPAIR TABLE` and prunes by `year` and `month`.
+"""
+
+import os
+
+import pyarrow as pa
+
+from nyc_collisions_dagster.constants import DATASETS, START_DATE
+from nyc_collisions_dagster.processed.transforms import SCHEMAS_PROCESSED
+from nyc_collisions_dagster.resources.parquet_io import ProcessedLake
+
+# Projected years past the data cost Athena one empty listing each, only in queries that do not
+# filter on `year`; a bound that data could outgrow would silently hide its months.
+_LAST_PROJECTED_YEAR = 2099
+_HIVE_TYPES = {
+    pa.string(): "string",
+    pa.int32(): "int",
+    pa.int64(): "bigint",
+    pa.float64(): "double",
+    pa.date32(): "date",
+}
+
+
+def _hive_type(arrow_type: pa.DataType) -> str:
+    """The Hive type of a processed column.
+
+    Timestamps are instants in Parquet (UTC-adjusted), which Athena and Spark read as `timestamp`;
+    the `crash_hour`/`crash_minute` columns hold the New York clock.
+    """
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp"
+    if pa.types.is_list(arrow_type):
+        return f"array<{_hive_type(arrow_type.value_type)}>"
+    return _HIVE_TYPES[arrow_type]
+
+
+def create_table_statements(url: str | None = None) -> list[str]:
+    """`CREATE EXTERNAL TABLE` for `crashes`, `persons` and `vehicles` at `url` (default: the
+    processed layer's setting)."""
+    # Only the URL: a store would resolve the bucket's region over the network.
+    base = ProcessedLake(storage_url=url).url.rstrip("/")
+    base = base if "://" in base else os.path.abspath(base)
+    statements = []
+    for name in DATASETS:
+        location = f"{base}/{name}"
+        columns = ",\n".join(
+            f"  `{field.name}` {_hive_type(field.type)}" for field in SCHEMAS_PROCESSED[name]
+        )
+        statements.append(
+            f"CREATE EXTERNAL TABLE IF NOT EXISTS {name} (\n{columns}\n)\n"
+            "PARTITIONED BY (`year` int, `month` int)\n"
+            "STORED AS PARQUET\n"
+            f"LOCATION '{location}/'\n"
+            "TBLPROPERTIES (\n"
+            "  'projection.enabled' = 'true',\n"
+            "  'projection.year.type' = 'integer',\n"
+            f"  'projection.year.range' = '{START_DATE[:4]},{_LAST_PROJECTED_YEAR}',\n"
+            "  'projection.month.type' = 'integer',\n"
+            "  'projection.month.range' = '1,12',\n"
+            "  'projection.month.digits' = '2',\n"
+            f"  'storage.location.template' = '{location}/year=${{year}}/month=${{month}}/'\n"
+            ")"
+        )
+    return statements
