@@ -1,6 +1,5 @@
 """The asset checks fail, naming the days, when files and source disagree; they pass otherwise."""
 
-
 import time
 
 import dagster as dg
@@ -27,14 +26,17 @@ def _resources(server, tmp_path, **socrata) -> dict[str, object]:
 
 def _evaluations(result) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
     return {
-        (e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.get_asset_check_evaluations()
     }
 
 
 def test_all_checks_pass_on_a_consistent_range(make_soda_server, tmp_path) -> None:
     server = make_soda_server()
     result = dg.materialize(
-        collision_assets, resources=_resources(server, tmp_path), tags=_range("2024-01-01", "2024-01-04")
+        collision_assets,
+        resources=_resources(server, tmp_path),
+        tags=_range("2024-01-01", "2024-01-04"),
     )
     evaluations = _evaluations(result)
     assert len(evaluations) == 11  # 2 + 3 + 3 of the fetch, and lake_matches_source on each
@@ -102,7 +104,9 @@ def test_a_key_in_two_days_fails_the_unique_check(make_soda_server, tmp_path) ->
 
 def test_persons_pointing_at_no_crash_warn(make_soda_server, tmp_path) -> None:
     server = make_soda_server()
-    person = to_api_dict("persons", next(r for r in server.rows("persons") if r[2].startswith("2024-01-02")))
+    person = to_api_dict(
+        "persons", next(r for r in server.rows("persons") if r[2].startswith("2024-01-02"))
+    )
     server.upsert("persons", [person | {"collision_id": "1"}])
     resources = _resources(server, tmp_path)
     assert dg.materialize([crashes], resources=resources, partition_key="2024-01-02").success
@@ -113,3 +117,23 @@ def test_persons_pointing_at_no_crash_warn(make_soda_server, tmp_path) -> None:
     assert check.metadata["failed_days"].value == {"2024-01-02": 1}
     assert check.metadata["days_without_crashes_file"].value == 1  # 2024-01-03 has no crashes file
     assert result.success  # a warning does not fail the run
+
+
+def test_a_check_left_out_of_the_run_reads_nothing(make_soda_server, tmp_path) -> None:
+    server = make_soda_server()
+    resources = _resources(server, tmp_path)
+    assert dg.materialize([crashes], resources=resources, partition_key="2024-01-02").success
+    # The linked check reads this file; a run that leaves the check out never opens it.
+    (tmp_path / "lake" / "crashes" / "2024-01-02.parquet").write_bytes(b"not parquet")
+    linked = dg.AssetCheckKey(persons.key, "collision_ids_exist_in_crashes")
+    without = dg.AssetSelection.assets(persons) - dg.AssetSelection.checks(linked)
+    result = dg.materialize(
+        [persons], resources=resources, partition_key="2024-01-02", selection=without
+    )
+    assert result.success
+    assert ("persons", "collision_ids_exist_in_crashes") not in _evaluations(result)
+    assert ("persons", "unique_key_is_unique") in _evaluations(result)
+    with_it = dg.materialize(
+        [persons], resources=resources, partition_key="2024-01-02", raise_on_error=False
+    )
+    assert not with_it.success

@@ -71,13 +71,13 @@ def build_collision_asset(dataset: Dataset) -> dg.AssetsDefinition:
         store = io_manager.store(dataset.asset)
         yield from land(context, stream, store, io_manager.max_concurrent_writes)
         crashes = io_manager.store("crashes") if dataset.asset != "crashes" else None
-        results = check_results(
+        yield from check_results(
             stream.report,
             lambda day: crashes.read_column(day.isoformat(), "collision_id") if crashes else None,
+            selected,
         )
-        for result in [*results, landed_result(stream.report)]:
-            if result.check_name in selected:
-                yield result
+        if LAKE_MATCHES_SOURCE in selected:
+            yield landed_result(stream.report)
 
     return _asset
 
