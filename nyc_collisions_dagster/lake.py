@@ -122,13 +122,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.query is None:
         parser.error("a query is needed, or --ddl")
-    connection = connect("raw" if args.raw else "processed", args.url)
+    layer = "raw" if args.raw else "processed"
+    connection = connect(layer, args.url)
     try:
         connection.sql(args.query).show(max_rows=args.max_rows, max_width=200)
     except duckdb.Error as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, duckdb.CatalogException):
+            print(_missing_tables_hint(connection, layer, args.url), file=sys.stderr)
         return 1
     return 0
+
+
+def _missing_tables_hint(connection: duckdb.DuckDBPyConnection, layer: str, url: str | None) -> str:
+    """Which views have no files behind them, and where they were looked for."""
+    found = {name for (name,) in connection.execute("SHOW TABLES").fetchall()}
+    missing = [name for name in DATASETS if name not in found]
+    if not missing:
+        return f"the views are {', '.join(DATASETS)}"
+    where = _store(layer, url, missing[0]).root.removesuffix(f"/{missing[0]}")
+    return (
+        f"no {layer} files of {', '.join(missing)} under {where}: materialize them first, or "
+        "point --url (or the layer's setting) at the lake"
+    )
 
 
 if __name__ == "__main__":

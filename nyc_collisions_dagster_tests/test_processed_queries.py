@@ -153,3 +153,11 @@ def test_make_run_lands_a_month_raw_and_processed_then_queries_it(month_server, 
         assert any(
             borough in line and f" {rows} " in f" {line} " for line in run.stdout.splitlines()
         ), run.stdout
+
+
+def test_a_query_on_a_layer_without_files_says_where_it_looked(tmp_path, capsys) -> None:
+    empty = tmp_path / "processed"
+    assert lake.main(["SELECT count(*) FROM crashes", "--url", str(empty)]) == 1
+    error = capsys.readouterr().err
+    assert "crashes does not exist" in error
+    assert f"no processed files of crashes, persons, vehicles under {empty}" in error
