@@ -1,5 +1,7 @@
 """Materialization metadata that shows data in the UI: a preview and the rows of each day."""
 
+from collections.abc import Mapping
+
 import dagster as dg
 import pyarrow as pa
 
@@ -17,9 +19,12 @@ def markdown_preview(table: pa.Table) -> dg.MarkdownMetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def table_schema(schema: pa.Schema) -> dg.TableSchema:
-    """An Arrow schema as Dagster shows it in the UI."""
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+def table_schema(schema: pa.Schema, notes: Mapping[str, str] | None = None) -> dg.TableSchema:
+    """An Arrow schema as Dagster shows it in the UI, with a description of the `notes` columns."""
+    notes = notes or {}
+    return dg.TableSchema(
+        columns=[dg.TableColumn(f.name, str(f.type), notes.get(f.name)) for f in schema]
+    )
 
 
 def day_counts_table(rows_by_partition: dict[str, int]) -> dg.TableMetadataValue:

@@ -45,6 +45,10 @@ def test_processed_tables_are_monthly_single_run_and_depend_on_their_raw_days() 
         assert spec.group_name == "collisions_processed_data"
         assert {dep.asset_key.to_user_string() for dep in spec.deps} == raw
         assert spec.automation_condition is not None
+        # The UI's column schema describes each column the layer adds or changes.
+        columns = spec.metadata["dagster/column_schema"].columns
+        described = {column.name for column in columns if column.description}
+        assert {"crash_datetime", "crash_hour"} <= described < {column.name for column in columns}
     assert monthly_partitions.get_first_partition_key() == "2012-07"
     sensor = defs.resolve_sensor_def("processed_automation_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
@@ -68,14 +72,23 @@ def test_jobs_schedules_and_resources_resolve_by_name() -> None:
 
 def test_workspace_and_pyproject_point_at_the_definitions() -> None:
     workspace = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
-    assert workspace["load_from"][0]["python_module"]["module_name"] == "nyc_collisions_dagster.definitions"
+    assert (
+        workspace["load_from"][0]["python_module"]["module_name"]
+        == "nyc_collisions_dagster.definitions"
+    )
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     assert pyproject["tool"]["dagster"]["module_name"] == "nyc_collisions_dagster.definitions"
 
 
 def test_dagster_cli_validates_the_definitions(tmp_path) -> None:
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-m", "nyc_collisions_dagster.definitions"],
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "definitions",
+            "validate",
+            "-m",
+            "nyc_collisions_dagster.definitions",
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 
 from nyc_collisions_dagster.constants import DATASETS, TIMEZONE
 from nyc_collisions_dagster.processed.assets import processed_tables
-from nyc_collisions_dagster.processed.transforms import SCHEMAS_PROCESSED
+from nyc_collisions_dagster.processed.transforms import COLUMN_NOTES, SCHEMAS_PROCESSED
 from nyc_collisions_dagster.raw.assets import collision_assets
 
 # Socrata only lands the raw days these tests start from; test_assets and test_cli read it on
@@ -110,6 +110,8 @@ def test_the_printed_ddl_declares_the_files_and_prunes_by_month(spark, processed
         spark.sql(f"MSCK REPAIR TABLE {name}")
         table = spark.table(name)
         assert table.columns == [*SCHEMAS_PROCESSED[name].names, "year", "month"]
+        columns = spark.catalog.listColumns(name)
+        assert {c.name: c.description for c in columns if c.description} == COLUMN_NOTES[name]
         # Every column, read through the declared types: a type the files do not have fails.
         [(rows,)] = spark.sql(
             f"SELECT count(*) FROM (SELECT DISTINCT * FROM {name} WHERE year = 2024 AND month = 3)"

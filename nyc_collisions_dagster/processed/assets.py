@@ -24,6 +24,7 @@ from nyc_collisions_dagster.processed.automation import raw_days_changed
 from nyc_collisions_dagster.processed.build import month_days, read_months, require_landed
 from nyc_collisions_dagster.processed.checks import MonthFigures, check_results, check_specs
 from nyc_collisions_dagster.processed.transforms import (
+    COLUMN_NOTES,
     CRASH_PLACE,
     SCHEMAS_PROCESSED,
     process_crashes,
@@ -64,7 +65,9 @@ def _spec(name: str) -> dg.AssetSpec:
         kinds={"parquet", "duckdb"},
         owners=OWNERS,
         automation_condition=raw_days_changed,
-        metadata={"dagster/column_schema": table_schema(SCHEMAS_PROCESSED[name])},
+        metadata={
+            "dagster/column_schema": table_schema(SCHEMAS_PROCESSED[name], COLUMN_NOTES[name])
+        },
     )
 
 

@@ -10,7 +10,7 @@ import os
 import pyarrow as pa
 
 from nyc_collisions_dagster.constants import DATASETS, START_DATE
-from nyc_collisions_dagster.processed.transforms import SCHEMAS_PROCESSED
+from nyc_collisions_dagster.processed.transforms import COLUMN_NOTES, SCHEMAS_PROCESSED
 from nyc_collisions_dagster.resources.parquet_io import ProcessedLake
 
 # Projected years past the data cost Athena one empty listing each, only in queries that do not
@@ -47,8 +47,10 @@ def create_table_statements(url: str | None = None) -> list[str]:
     statements = []
     for name in DATASETS:
         location = f"{base}/{name}"
+        notes = COLUMN_NOTES[name]
         columns = ",\n".join(
-            f"  `{field.name}` {_hive_type(field.type)}" for field in SCHEMAS_PROCESSED[name]
+            f"  `{field.name}` {_hive_type(field.type)}" + _comment(notes.get(field.name))
+            for field in SCHEMAS_PROCESSED[name]
         )
         statements.append(
             f"CREATE EXTERNAL TABLE IF NOT EXISTS {name} (\n{columns}\n)\n"
@@ -66,3 +68,9 @@ def create_table_statements(url: str | None = None) -> list[str]:
             ")"
         )
     return statements
+
+
+def _comment(note: str | None) -> str:
+    # The notes hold no quote, which Hive and Spark escape each their own way, and no semicolon,
+    # on which tools that run a script statement by statement split it.
+    return "" if note is None else f" COMMENT '{note}'"

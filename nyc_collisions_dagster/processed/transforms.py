@@ -42,6 +42,45 @@ SCHEMAS_PROCESSED: dict[str, pa.Schema] = {
     )
     for name in DATASETS
 }
+# What the layer adds or changes, column by column: shown in the UI's column schema and as the
+# columns' comments in the Hive DDL (catalog.py). The raw columns are the source's own.
+_TIME_NOTES = {
+    "crash_datetime": "New York time of crash_date and crash_time. Null when the time is not "
+    "H:MM or HH:MM (counted: unreadable_times). A time in the hour skipped in spring is read on "
+    "the clock before the change. One in the repeated autumn hour is its first occurrence.",
+    "crash_year": "Year of crash_date.",
+    "crash_month": "Month of crash_date, 1-12.",
+    "crash_day": "Day of the month of crash_date.",
+    "crash_hour": "Hour of crash_datetime on the New York clock. Null when the time is unreadable.",
+    "crash_minute": "Minute of crash_datetime. Null when the time is unreadable.",
+}
+_PLACE_NOTES = {
+    column: f"The {column} of the crash: the crash of the same month with this collision_id. "
+    "Null when that crash has none or is not in the month (counted: crash_not_in_month)."
+    for column in CRASH_PLACE
+}
+_BOX = "Null when the point lies outside the New York City bounding box, 0/0 included, or has one"
+COLUMN_NOTES: dict[str, dict[str, str]] = {
+    "crashes": {
+        "latitude": f"Source latitude. {_BOX} coordinate only (counted: coordinates_nulled).",
+        "longitude": f"Source longitude. {_BOX} coordinate only (counted: coordinates_nulled).",
+        **_TIME_NOTES,
+        "person_count": "Persons rows of the same month with this collision_id.",
+        "persons_injured": "Those of person_count whose person_injury is Injured.",
+        "persons_killed": "Those of person_count whose person_injury is Killed.",
+        "vehicle_count": "Vehicles rows of the same month with this collision_id.",
+        "contributing_factors": "The distinct non-empty contributing_factor_vehicle_1..5 other "
+        "than Unspecified, in column order.",
+        "vehicle_types": "The non-empty vehicle_type_code1, vehicle_type_code2 and "
+        "vehicle_type_code_3..5, in order: one per vehicle reported.",
+    },
+    "persons": {
+        "person_age": "Source age. Null outside 0-120 (counted: ages_nulled).",
+        **_TIME_NOTES,
+        **_PLACE_NOTES,
+    },
+    "vehicles": {**_TIME_NOTES, **_PLACE_NOTES},
+}
 FACTOR_COLUMNS = [f"contributing_factor_vehicle_{i}" for i in range(1, 6)]
 VEHICLE_TYPE_COLUMNS = [
     "vehicle_type_code1",
