@@ -1,5 +1,6 @@
-"""The deploy/ files load and agree: every instance opens on PostgreSQL with its run launcher, the
-compose file wires its services to them, and the ECS task role reaches the two prefixes only."""
+"""The deploy/ files load and agree: every instance opens on PostgreSQL with its run launcher, runs
+get every setting the pipeline reads, the compose file wires its services to them, and the ECS
+task role reaches the lake's two layers and the step logs only."""
 
 import json
 import re
@@ -13,12 +14,21 @@ import pytest
 import sqlalchemy
 import yaml
 
+from nyc_collisions_dagster.constants import (
+    PROCESSED_URL_ENV,
+    SOCRATA_APP_TOKEN_ENV,
+    STORAGE_URL_ENV,
+)
+
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 INSTANCES = {
     "vm": ("dagster", "DefaultRunLauncher"),
     "docker": ("dagster_docker", "DockerRunLauncher"),
     "aws": ("dagster_aws.ecs", "EcsRunLauncher"),
 }
+# What a production run must be given: where each layer of the lake is (unset, a run writes to a
+# folder inside its container, lost with it), and the app token.
+RUN_SETTINGS = {STORAGE_URL_ENV, PROCESSED_URL_ENV, SOCRATA_APP_TOKEN_ENV}
 # Where the production instances may differ: where runs go, and where step logs are kept.
 PER_PLATFORM = {"run_launcher", "compute_logs"}
 # The values deploy/aws/dagster.yaml reads from the ECS task definitions of the daemon and the
@@ -52,12 +62,15 @@ def _env_names(config: Any) -> set[str]:
 
 def test_production_instances_differ_only_where_runs_go() -> None:
     configs = {name: _yaml(DEPLOY / name / "dagster.yaml") for name in INSTANCES}
-    shared = {name: {k: v for k, v in c.items() if k not in PER_PLATFORM}
-              for name, c in configs.items()}
+    shared = {
+        name: {k: v for k, v in c.items() if k not in PER_PLATFORM} for name, c in configs.items()
+    }
     assert shared["docker"] == shared["vm"] == shared["aws"]
     for name, (module, launcher) in INSTANCES.items():
-        assert (configs[name]["run_launcher"]["module"],
-                configs[name]["run_launcher"]["class"]) == (module, launcher)
+        assert (
+            configs[name]["run_launcher"]["module"],
+            configs[name]["run_launcher"]["class"],
+        ) == (module, launcher)
     # The pool limits are the sample's, which `make dev` uses.
     assert shared["vm"]["concurrency"] == _yaml(DEPLOY / "dagster.yaml")["concurrency"]
 
@@ -94,7 +107,7 @@ def test_runs_get_every_setting_their_instance_reads(platform: str) -> None:
     launcher = config["run_launcher"]["config"]
     passed = set(launcher["env_vars"]) | {s["name"] for s in launcher.get("secrets", [])}
     assert _env_names([config["storage"], config.get("compute_logs")]) <= passed
-    assert {"COLLISIONS_STORAGE_URL", "SOCRATA_APP_TOKEN"} <= passed
+    assert RUN_SETTINGS <= passed
 
 
 def test_compose_file_wires_the_services() -> None:
@@ -102,8 +115,14 @@ def test_compose_file_wires_the_services() -> None:
     compose = _yaml(folder / "docker-compose.yaml")
     instance = _yaml(folder / "dagster.yaml")
     services = compose["services"]
-    assert set(services) == {"postgres", "minio", "minio_bucket", "code_location", "webserver",
-                             "daemon"}
+    assert set(services) == {
+        "postgres",
+        "minio",
+        "minio_bucket",
+        "code_location",
+        "webserver",
+        "daemon",
+    }
     dockerfile = (folder / "Dockerfile").read_text()
     home = re.search(r"DAGSTER_HOME=(\S+)", dockerfile).group(1)
     for name in ("code_location", "webserver", "daemon"):
@@ -114,8 +133,10 @@ def test_compose_file_wires_the_services() -> None:
     [grpc] = [entry["grpc_server"] for entry in _yaml(folder / "workspace.yaml")["load_from"]]
     assert grpc["host"] == "code_location"
     assert f'"code-server", "start", "-h", "0.0.0.0", "-p", "{grpc["port"]}"' in dockerfile
-    assert services["code_location"]["environment"]["DAGSTER_CURRENT_IMAGE"] == services[
-        "code_location"]["image"]
+    assert (
+        services["code_location"]["environment"]["DAGSTER_CURRENT_IMAGE"]
+        == services["code_location"]["image"]
+    )
 
     assert services["webserver"]["command"][0] == "dagster-webserver"
     assert services["daemon"]["command"][:2] == ["dagster-daemon", "run"]
@@ -130,29 +151,40 @@ def test_compose_file_wires_the_services() -> None:
     # launcher puts run containers on the compose network.
     launcher = instance["run_launcher"]["config"]
     assert set(launcher["env_vars"]) <= set(services["daemon"]["environment"])
+    assert RUN_SETTINGS <= set(services["daemon"]["environment"])
     assert launcher["network"] == compose["networks"]["default"]["name"]
     database = services["postgres"]["environment"]
     assert database["POSTGRES_DB"] == services["daemon"]["environment"]["DAGSTER_POSTGRES_DB"]
-    bucket = services["daemon"]["environment"]["COLLISIONS_STORAGE_URL"].split("/")[2]
+    urls = [
+        services["daemon"]["environment"][name] for name in (STORAGE_URL_ENV, PROCESSED_URL_ENV)
+    ]
+    [bucket] = {url.split("/")[2] for url in urls}
     assert f"lake/{bucket}" in services["minio_bucket"]["command"][0]
 
 
 def test_docker_compose_accepts_the_file() -> None:
-    if shutil.which("docker") is None or subprocess.run(
-        ["docker", "compose", "version"], capture_output=True
-    ).returncode != 0:
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0
+    ):
         pytest.skip("no `docker compose` on this machine")
     done = subprocess.run(
         ["docker", "compose", "-f", DEPLOY / "docker" / "docker-compose.yaml", "config", "-q"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
 
 
-def test_run_task_role_reaches_the_two_prefixes_only() -> None:
+def test_run_task_role_reaches_the_lake_and_the_step_logs_only() -> None:
     policy = json.loads((DEPLOY / "aws" / "run-task-role-policy.json").read_text())
     compute_logs = _yaml(DEPLOY / "aws" / "dagster.yaml")["compute_logs"]["config"]
-    prefixes = {"collisions_raw_data/*", f"{compute_logs['prefix']}/*"}
+    prefixes = {
+        "collisions_raw_data/*",
+        "collisions_processed_data/*",
+        f"{compute_logs['prefix']}/*",
+    }
     [objects, listing] = policy["Statement"]
     assert set(objects["Action"]) == {"s3:GetObject", "s3:PutObject"}
     assert {arn.split("/", 1)[1] for arn in objects["Resource"]} == prefixes
