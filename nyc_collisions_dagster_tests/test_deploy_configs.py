@@ -87,6 +87,9 @@ def test_production_instance_opens_on_postgres(
         assert type(instance.run_launcher).__name__ == INSTANCES[platform][1]
         assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
         assert instance.run_monitoring_enabled
+        # The daemon evaluates the processed layer's automation sensor.
+        assert "ASSET" in instance.get_required_daemon_types()
+        assert instance.auto_materialize_use_sensors
         if platform == "aws":
             launcher = instance.run_launcher
             assert launcher.task_role_arn == ECS_ENV["DAGSTER_RUN_TASK_ROLE_ARN"]

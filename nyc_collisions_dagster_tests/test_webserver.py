@@ -134,6 +134,9 @@ def test_sample_instance_config_is_valid_and_keeps_a_socrata_slot_free(tmp_path:
     shutil.copy(SAMPLE_INSTANCE_CONFIG, tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         concurrency = instance.get_concurrency_config()
+        # `make dev`'s daemon evaluates the processed layer's automation sensor.
+        assert "ASSET" in instance.get_required_daemon_types()
+        assert instance.auto_materialize_use_sensors
     pool, queue = concurrency.pool_config, concurrency.run_queue_config
     assert queue is not None
     backfill_runs = {limit["key"]: limit["limit"] for limit in queue.tag_concurrency_limits}
