@@ -88,6 +88,13 @@ query Checks($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { __typena
   ... on AssetNode { assetChecksOrError { __typename
     ... on AssetChecks { checks { name canExecuteIndividually } } } } } }
 """
+# An asset's partitions by status, as its Partitions tab counts them.
+PARTITION_STATS = """
+query PartitionStats($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) { __typename
+    ... on AssetNode { partitionStats { numMaterialized numMaterializing numFailed } }
+    ... on Error { message } } }
+"""
 FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 RUN_ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
 # Definitions are served as one repository of this name.
@@ -169,6 +176,11 @@ class Webserver:
                                "repositoryName": REPOSITORY, "jobName": job},
                   "runConfigData": run_config, "executionMetadata": {"tags": _tags(tags)}}
         return _launched(self.graphql(LAUNCH_RUN, params=params)["launchRun"])
+
+    def partition_stats(self, asset_path: list[str]) -> dict[str, int]:
+        """How many of the asset's partitions are materialized, materializing and failed."""
+        node = self.graphql(PARTITION_STATS, assetKey={"path": asset_path})["assetNodeOrError"]
+        return node["partitionStats"]
 
     def asset_checks(self, asset: str) -> dict[str, str]:
         """The asset's checks, each with whether the UI can execute it without the asset."""

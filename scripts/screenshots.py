@@ -68,12 +68,6 @@ CHROMIUM_FLAGS = [
 # step: page time, as with Chromium's --virtual-time-budget. It stands still while requests are
 # pending, so a slow GraphQL answer cannot cut a page short, and races ahead when none are.
 SETTLE_MS = 20_000
-PARTITION_STATS = """
-query PartitionStats($assetKey: AssetKeyInput!) {
-  assetNodeOrError(assetKey: $assetKey) { __typename
-    ... on AssetNode { partitionStats { numMaterialized numMaterializing numFailed } }
-    ... on Error { message } } }
-"""
 # The asset page's metadata section shows a table until its "Plots" button is pressed, and
 # the UI keeps that choice nowhere a URL could set it.
 CLICK_PLOTS = """
@@ -161,8 +155,7 @@ def wait_for_processed_months(dev: DagsterDev, months: int, timeout: float = 180
     """
     deadline = time.monotonic() + timeout
     while True:
-        stats = [dev.graphql(PARTITION_STATS, assetKey={"path": key})["assetNodeOrError"]
-                 ["partitionStats"] for key in PROCESSED_ASSETS]
+        stats = [dev.partition_stats(key) for key in PROCESSED_ASSETS]
         if any(s["numFailed"] for s in stats):
             raise RuntimeError(f"processed months failed: {stats}\n{dev.server.log_tail()}")
         if all(s["numMaterialized"] >= months for s in stats):
@@ -295,9 +288,8 @@ class Chromium:
 
 
 def instance_config() -> dict[str, object]:
-    """The test instance, with three changes.
+    """The test instance (whose automation sensors build the months), with two changes.
 
-    - The automation sensors on: the test instance turns them off, here they build the months.
     - The sample instance's limits, which `make dev` copies: one backfill run at a time. The
       sensor requests each month as soon as its raw days have landed, so its runs would
       otherwise compete with the raw run, still landing later days, for the two cores.
@@ -306,7 +298,6 @@ def instance_config() -> dict[str, object]:
     sample = yaml.safe_load(SAMPLE_INSTANCE_CONFIG.read_text())
     return {
         **TEST_INSTANCE_CONFIG,
-        "auto_materialize": {"enabled": True, "use_sensors": True},
         "concurrency": sample["concurrency"],
         "nux": {"enabled": False},
     }
