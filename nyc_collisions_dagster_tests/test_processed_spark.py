@@ -93,11 +93,19 @@ def test_spark_reads_the_hive_folders_with_new_york_times(spark, processed) -> N
     assert same_clock == rows - unreadable
 
 
+@pytest.fixture
+def unreadable_april(processed: Path) -> Iterator[None]:
+    """A file in April that no reader can open, for as long as a test needs it: the module's
+    other test reads every month."""
+    stray = processed / "crashes" / "year=2024" / "month=04" / "2024-04.parquet"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"not parquet")
+    yield
+    stray.unlink()
+
+
+@pytest.mark.usefixtures("unreadable_april")
 def test_the_printed_ddl_declares_the_files_and_prunes_by_month(spark, processed) -> None:
-    # An unreadable file in April: a query on March never opens it, one on every month does.
-    stray = processed / "crashes" / "year=2024" / "month=04"
-    stray.mkdir(parents=True)
-    (stray / "2024-04.parquet").write_bytes(b"not parquet")
     printed = subprocess.run(
         [sys.executable, "-m", "nyc_collisions_dagster.lake", "--ddl", "--url", str(processed)],
         capture_output=True, text=True, timeout=60, check=True,
@@ -119,5 +127,6 @@ def test_the_printed_ddl_declares_the_files_and_prunes_by_month(spark, processed
         assert rows == pq.read_metadata(_file(processed, name)).num_rows
     expected = _injured_by_borough(_file(processed, "crashes"))
     assert _rows(spark, INJURED_BY_BOROUGH.format(table="crashes")) == expected
+    # A query on March never opens April's unreadable file; one on every month fails on it.
     with pytest.raises(Py4JJavaError, match="2024-04.parquet"):
         spark.sql("SELECT sum(persons_injured) FROM crashes").collect()
