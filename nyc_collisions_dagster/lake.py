@@ -59,10 +59,12 @@ def _schema(layer: str, name: str) -> pa.Schema:
     return SCHEMAS[name] if layer == "raw" else SCHEMAS_PROCESSED[name]
 
 
+def _setting(layer: str, url: str | None) -> ParquetIOManager | ProcessedLake:
+    return ParquetIOManager(storage_url=url) if layer == "raw" else ProcessedLake(storage_url=url)
+
+
 def _store(layer: str, url: str | None, name: str) -> PartitionStore:
-    if layer == "raw":
-        return ParquetIOManager(storage_url=url).store(name)
-    return ProcessedLake(storage_url=url).store(name)
+    return _setting(layer, url).store(name)
 
 
 def connect(layer: str = "processed", url: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -140,10 +142,9 @@ def _missing_tables_hint(connection: duckdb.DuckDBPyConnection, layer: str, url:
     missing = [name for name in DATASETS if name not in found]
     if not missing:
         return f"the views are {', '.join(DATASETS)}"
-    where = _store(layer, url, missing[0]).root.removesuffix(f"/{missing[0]}")
     return (
-        f"no {layer} files of {', '.join(missing)} under {where}: materialize them first, or "
-        "point --url (or the layer's setting) at the lake"
+        f"no {layer} files of {', '.join(missing)} under {_setting(layer, url).url}: "
+        "materialize them first, or point --url (or the layer's setting) at the lake"
     )
 
 

@@ -136,4 +136,6 @@ def test_a_check_left_out_of_the_run_reads_nothing(make_soda_server, tmp_path) -
     with_it = dg.materialize(
         [persons], resources=resources, partition_key="2024-01-02", raise_on_error=False
     )
-    assert not with_it.success
+    [failure] = [event for event in with_it.all_events if event.is_step_failure]
+    cause = failure.step_failure_data.error.cause
+    assert cause.cls_name == "StorageError" and "crashes/2024-01-02.parquet" in cause.message

@@ -1,5 +1,6 @@
-"""Spark reads the processed layer: by its Hive folders, and through the DDL that `lake --ddl`
-prints for Athena, run in Spark's own Hive catalog. Both prune by year and month."""
+"""Spark reads the processed layer: by its Hive folders, with `year` and `month` as columns, and
+through the DDL that `lake --ddl` prints for Athena, run in Spark's own Hive catalog, which
+prunes by year and month."""
 
 import subprocess
 import sys

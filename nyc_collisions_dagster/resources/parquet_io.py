@@ -33,9 +33,12 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         "cost memory and gain little, as fetching is the slower side.",
     )
 
+    @property
+    def url(self) -> str:
+        return self.storage_url or dg.EnvVar(STORAGE_URL_ENV).get_value() or DEFAULT_STORAGE_URL
+
     def store(self, asset: str) -> PartitionStore:
-        url = self.storage_url or dg.EnvVar(STORAGE_URL_ENV).get_value() or DEFAULT_STORAGE_URL
-        return PartitionStore(url, asset)
+        return PartitionStore(self.url, asset)
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         # The raw assets write each day themselves and record it as it is written (landing.py);
