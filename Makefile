@@ -30,7 +30,7 @@ else
 	$(BIN)/dagster asset materialize -m nyc_collisions_dagster.definitions \
 		--select processed/crashes,processed/persons,processed/vehicles --partition $(MONTH)
 	$(BIN)/python -m nyc_collisions_dagster.lake \
-		"SELECT borough, count(*) AS crashes, sum(number_of_persons_injured) AS injured FROM crashes GROUP BY ALL ORDER BY 2 DESC"
+		"SELECT crash_borough, count(*) AS crashes, sum(number_of_persons_injured) AS injured, sum(ksi) AS ksi FROM crashes GROUP BY ALL ORDER BY 2 DESC"
 endif
 
 # The first time, the sample instance config (pool limit, run queue) becomes the local one.

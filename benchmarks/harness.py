@@ -65,10 +65,10 @@ class Processes:
             stop_group(process)
 
     def start(self, cmd: Sequence[str], env: dict[str, str], name: str,
-              stdout: int | None = None) -> subprocess.Popen:
+              stdout: int | None = None, cwd: Path = REPO) -> subprocess.Popen:
         with open(self.logs / f"{name}.err", "wb") as err, \
                 open(self.logs / f"{name}.out", "wb") as out:
-            process = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=err,
+            process = subprocess.Popen(cmd, cwd=cwd, env=env, stderr=err,
                                        stdout=out if stdout is None else stdout,
                                        start_new_session=True)
         self._live.append(process)
@@ -81,10 +81,13 @@ class Processes:
             process.wait()
             self._finish(process, name)
 
-    def measure(self, cmd: Sequence[str], env: dict[str, str], name: str) -> Measured:
-        """Run a child to its end, through peak_rss.py so that its peak RSS is its own."""
+    def measure(self, cmd: Sequence[str], env: dict[str, str], name: str,
+                cwd: Path = REPO) -> Measured:
+        """Run a child to its end, through peak_rss.py so that its peak RSS is its own; `cwd`
+        is the checkout whose package a `python -m` child imports."""
         report = self.logs / f"{name}.rusage.json"
-        process = self.start([sys.executable, str(PEAK_RSS), str(report), *cmd], env, name)
+        process = self.start([sys.executable, str(PEAK_RSS), str(report), *cmd], env, name,
+                             cwd=cwd)
         process.wait()
         self._finish(process, name)
         figures = json.loads(report.read_text())

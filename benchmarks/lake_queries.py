@@ -30,6 +30,7 @@ import argparse
 import calendar
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -57,6 +58,9 @@ from nyc_collisions_dagster.resources.storage import PartitionStore
 
 START = date(2020, 1, 1)  # persons and vehicles are complete from 2016-04 on
 RSS_LONG_MONTHS = 24
+# The last revision whose processed tables lack crash_borough, injury_severity and the vehicle
+# classes: what those columns cost is this checkout's build against its build.
+BASELINE = "2468a41"
 RAW_READ = Path(raw_read.__file__)
 DEFINITIONS = ["-m", "nyc_collisions_dagster.definitions"]
 PROCESSED_SELECT = ",".join(f"processed/{name}" for name in DATASETS)
@@ -283,18 +287,34 @@ def materialize_cmd(window: Window) -> list[str]:
             "--select", PROCESSED_SELECT, *partitions]
 
 
-def run_build(bench: Bench, window: Window) -> tuple[Run, str]:
-    """The processed build of the window into a fresh DAGSTER_HOME and prefix; (run, its URL)."""
+def run_build(bench: Bench, window: Window, checkout: Path = harness.REPO,
+              label: str = "processed build") -> tuple[Run, str]:
+    """The processed build of the window into a fresh DAGSTER_HOME and prefix, with the package
+    of `checkout`; (run, its URL)."""
     name = f"build-{window.months}m-{uuid.uuid4().hex[:6]}"
     home = harness.fresh_dagster_home(bench.scratch / name)
     url = f"{bench.root}/{name}/collisions_processed_data"
     env = {**bench.env, "DAGSTER_HOME": str(home), "COLLISIONS_STORAGE_URL": bench.raw_url,
            "COLLISIONS_PROCESSED_URL": url}
-    measured = bench.live.measure(materialize_cmd(window), env, name)
+    measured = bench.live.measure(materialize_cmd(window), env, name, cwd=checkout)
     months = f"{window.months} month{'s' if window.months > 1 else ''}"
-    return Run(f"processed build, `dagster asset materialize` ({months})",
+    return Run(f"{label}, `dagster asset materialize` ({months})",
                window.months, measured.wall, measured.peak_rss_mb,
                check_build(bench, window, url)), url
+
+
+@contextmanager
+def baseline_checkout(revision: str, scratch: Path) -> Iterator[Path]:
+    """A detached worktree of `revision`, removed afterwards."""
+    path = scratch / "baseline"
+    git = ["git", "-C", str(harness.REPO)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(path), revision], check=True,
+                   capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(path)], check=True,
+                       capture_output=True)
 
 
 def check_build(bench: Bench, window: Window, url: str) -> str:
@@ -437,6 +457,8 @@ def build_targets(runs: dict[str, Run | None], long_months: int) -> list[Target]
     return [
         Target("processed build wall ÷ plain read of the raw files",
                ratio(get("build", "wall"), get("read", "wall")), "≤", 2),
+        Target("processed build wall ÷ the build without borough, severity and class columns",
+               ratio(get("build", "wall"), get("baseline", "wall")), "≤", 1.15),
         Target(f"processed build peak RSS, {long_months} months ÷ 1 month",
                ratio(get("long", "rss_mb"), get("month", "rss_mb")), "≤", 1.3),
     ]
@@ -515,8 +537,10 @@ def markdown(context: list[str], runs: dict[str, Run | None], answers: list[Answ
 # --- the benchmark ------------------------------------------------------------------------------
 
 
-def measure_builds(bench: Bench, window: Window) -> tuple[dict[str, Run | None], str | None]:
-    """Plain read, full build, then the 1-month and long builds; (runs, the full build's URL)."""
+def measure_builds(bench: Bench, window: Window,
+                   baseline: Path) -> tuple[dict[str, Run | None], str | None]:
+    """Plain read, full build and the baseline's, then the 1-month and long builds; (runs, the
+    full build's URL)."""
     built: list[str] = []
 
     def full() -> Run:
@@ -527,6 +551,9 @@ def measure_builds(bench: Bench, window: Window) -> tuple[dict[str, Run | None],
     runs = {
         "read": harness.attempt("plain read of the raw layer", lambda: run_raw_read(bench, window)),
         "build": harness.attempt(f"processed build, {window.months} months", full),
+        "baseline": harness.attempt(
+            f"baseline build, {window.months} months",
+            lambda: run_build(bench, window, baseline, "build without the answer columns")[0]),
         "month": harness.attempt("processed build, 1 month",
                          lambda: run_build(bench, window.prefix(1))[0]),
     }
@@ -602,7 +629,8 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
         progress(f"    {time.perf_counter() - landing:.0f} s: {per_day(landed, window)}")
         env = {name: value for name, value in os.environ.items() if name not in _CALLER_SETTINGS}
         bench = Bench(live, env, scratch, root, raw_url, landed)
-        runs, processed_url = measure_builds(bench, window)
+        with baseline_checkout(args.baseline, scratch) as baseline:
+            runs, processed_url = measure_builds(bench, window, baseline)
         if processed_url is None:
             raise harness.ChildFailed("the processed build failed: no queries to measure")
         urls = {"raw": raw_url, "processed": processed_url}
@@ -618,6 +646,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="3 months: a smoke test")
     parser.add_argument("--months", type=int, default=48, help="months from 2020-01 (default 48)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each query")
+    parser.add_argument("--baseline", default=BASELINE,
+                        help="the revision whose build is measured beside this checkout's")
     parser.add_argument("--diagnose", action="store_true",
                         help="also report where each query's CPU goes")
     return parser.parse_args()

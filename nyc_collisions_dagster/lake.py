@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Run SQL on the lake's views crashes, persons and vehicles.",
     )
     parser.add_argument(
-        "query", nargs="?", help='e.g. "SELECT borough, count(*) FROM crashes GROUP BY 1"'
+        "query", nargs="?", help='e.g. "SELECT crash_borough, count(*) FROM crashes GROUP BY 1"'
     )
     parser.add_argument("--raw", action="store_true", help="query the raw day files instead")
     parser.add_argument("--url", help="the layer's folder or s3:// URL (default: its setting)")

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.raw.schema import SCHEMAS
+from nyc_collisions_dagster_tests import answers
 from nyc_collisions_dagster_tests.generator import FIELDS, Row
 
 _PARSE = {pa.int64(): int, pa.float64(): float, pa.date32(): lambda v: date.fromisoformat(v[:10])}
@@ -74,29 +75,41 @@ def processed_rows(
     else:
         places: dict[int, dict[str, object]] = {}
         for crash in (r for day in days for r in typed_rows("crashes", rows["crashes"], day)):
-            places.setdefault(crash["collision_id"], {k: crash[k] for k in ("borough", "zip_code")})
+            place = {k: crash[k] for k in ("borough", "zip_code")}
+            place["crash_borough"] = answers.crash_borough(crash)[0]
+            places.setdefault(crash["collision_id"], place)
     for row in out:
         row.update(_time_columns(row["crash_date"], row["crash_time"]))
         if asset != "crashes":
-            row.update(places.get(row["collision_id"], {"borough": None, "zip_code": None}))
-        if asset == "persons" and row["person_age"] is not None and not 0 <= row["person_age"] <= 120:
-            row["person_age"] = None
+            empty = {"borough": None, "zip_code": None, "crash_borough": None}
+            row.update(places.get(row["collision_id"], empty))
+            for name in ("contributing_factor_1", "contributing_factor_2"):
+                row[name] = answers.factor(row[name])
+        if asset == "persons":
+            if row["person_age"] is not None and not 0 <= row["person_age"] <= 120:
+                row["person_age"] = None
+            row["injury_severity"] = answers.severity(row)
+        if asset == "vehicles":
+            row["vehicle_category"] = answers.vehicle_category(row["vehicle_type"])
         if asset == "crashes":
             if not _in_nyc(row["latitude"], row["longitude"]):
                 row["latitude"] = row["longitude"] = None
-            injuries = people.get(row["collision_id"], [])
-            row["person_count"] = len(injuries)
-            row["persons_injured"] = injuries.count("Injured")
-            row["persons_killed"] = injuries.count("Killed")
+            injured = people.get(row["collision_id"], [])
+            severities = [answers.severity(person) for person in injured]
+            row["person_count"] = len(injured)
+            row["persons_injured"] = [p["person_injury"] for p in injured].count("Injured")
+            row["persons_killed"] = severities.count("K")
+            row["persons_seriously_injured"] = severities.count("A")
+            row["ksi"] = severities.count("K") + severities.count("A")
             row["vehicle_count"] = len(vehicles.get(row["collision_id"], []))
-            factors = [row[f"contributing_factor_vehicle_{i}"] for i in range(1, 6)]
-            row["contributing_factors"] = list(
-                dict.fromkeys(f for f in factors if f and f.strip() and f != "Unspecified")
-            )
+            factors = [answers.factor(row[f"contributing_factor_vehicle_{i}"]) for i in range(1, 6)]
+            row["contributing_factors"] = list(dict.fromkeys(f for f in factors if f))
             types = ["vehicle_type_code1", "vehicle_type_code2"] + [
                 f"vehicle_type_code_{i}" for i in range(3, 6)
             ]
             row["vehicle_types"] = [row[t] for t in types if row[t] and row[t].strip()]
+            row["vehicle_categories"] = [answers.vehicle_category(t) for t in row["vehicle_types"]]
+            row["crash_borough"], row["crash_borough_source"] = answers.crash_borough(row)
     return out
 
 
@@ -131,7 +144,7 @@ def _by_crash(rows: dict[str, list[Row]], days: Iterable[date], asset: str) -> d
     found: dict[int, list] = {}
     for day in days:
         for row in typed_rows(asset, rows[asset], day):
-            found.setdefault(row["collision_id"], []).append(row.get("person_injury"))
+            found.setdefault(row["collision_id"], []).append(row)
     return found
 
 

@@ -1,18 +1,20 @@
 """The processed layer's rules, as plain functions on Arrow tables, without Dagster."""
 
-from collections import Counter
 from datetime import date, timezone
 
 import pyarrow as pa
 import pytest
 
 from nyc_collisions_dagster.processed.transforms import (
+    FACTOR_COLUMNS,
+    Findings,
     contributing_factors,
     crash_datetime,
     null_outside,
     process_crashes,
     process_persons,
     process_vehicles,
+    respelled_factors,
     vehicle_types,
 )
 from nyc_collisions_dagster.raw.schema import SCHEMAS
@@ -73,7 +75,7 @@ def test_time_columns_keep_the_day_when_the_time_is_unreadable() -> None:
             },
         ],
     )
-    findings: Counter[str] = Counter()
+    findings = Findings()
     rows = process_persons(persons, _NO_CRASHES, findings).to_pylist()
     parts = [
         tuple(r[f"crash_{p}"] for p in ("year", "month", "day", "hour", "minute")) for r in rows
@@ -102,7 +104,7 @@ def test_persons_and_vehicles_carry_their_crash_place_from_the_same_month() -> N
         [{"unique_id": i, "collision_id": c} for i, c in enumerate([8, 7, 99, 7])],
     )
     vehicles = _table("vehicles", [{"unique_id": 1, "collision_id": 7}])
-    findings: Counter[str] = Counter()
+    findings = Findings()
     places = process_persons(persons, crashes, findings).select(["borough", "zip_code"])
     assert places.to_pylist() == [
         {"borough": None, "zip_code": "10001"},
@@ -123,8 +125,8 @@ def test_factors_are_distinct_and_specified_and_types_keep_every_vehicle() -> No
             {
                 "contributing_factor_vehicle_1": "Unsafe Speed",
                 "contributing_factor_vehicle_2": "Unspecified",
-                "contributing_factor_vehicle_3": "Unsafe Speed",
-                "contributing_factor_vehicle_4": None,
+                "contributing_factor_vehicle_3": "unsafe speed",
+                "contributing_factor_vehicle_4": "80",
                 "contributing_factor_vehicle_5": "Driver Inexperience",
                 "vehicle_type_code1": "Sedan",
                 "vehicle_type_code2": "Sedan",
@@ -135,7 +137,10 @@ def test_factors_are_distinct_and_specified_and_types_keep_every_vehicle() -> No
             {"contributing_factor_vehicle_1": "Unspecified"},
         ],
     )
-    assert contributing_factors(crashes).to_pylist() == [
+    findings = Findings()
+    respelled = respelled_factors(crashes, FACTOR_COLUMNS, findings)
+    assert findings["factors_respelled"] == 1  # "unsafe speed"; dropped codes are not respelled
+    assert contributing_factors(respelled).to_pylist() == [
         ["Unsafe Speed", "Driver Inexperience"],
         [],
     ]
@@ -159,7 +164,7 @@ def test_crashes_count_their_persons_and_vehicles_rows() -> None:
     vehicles = _table(
         "vehicles", [{"unique_id": 5, "collision_id": 2}, {"unique_id": 6, "collision_id": 2}]
     )
-    rows = process_crashes(crashes, persons, vehicles, Counter()).to_pylist()
+    rows = process_crashes(crashes, persons, vehicles, Findings()).to_pylist()
     counts = [
         (
             r["collision_id"],
@@ -190,7 +195,7 @@ def test_points_outside_the_city_and_impossible_ages_become_null_and_are_counted
         "persons",
         [{"unique_id": i, "person_age": age} for i, age in enumerate([0, 120, -1, 121, 35, None])],
     )
-    findings: Counter[str] = Counter()
+    findings = Findings()
     ages = process_persons(persons, _NO_CRASHES, findings)["person_age"].to_pylist()
     assert ages == [0, 120, None, None, 35, None]
     assert findings["ages_nulled"] == 2

@@ -4,7 +4,6 @@ One step builds the selected tables month by month: each raw day file is read on
 tables need it, and the next month is read while one is being written.
 """
 
-from collections import Counter
 from collections.abc import Iterator
 from datetime import date
 
@@ -25,8 +24,9 @@ from nyc_collisions_dagster.processed.build import month_days, read_months, requ
 from nyc_collisions_dagster.processed.checks import MonthFigures, check_results, check_specs
 from nyc_collisions_dagster.processed.transforms import (
     COLUMN_NOTES,
-    CRASH_PLACE,
+    COLUMNS_READ,
     SCHEMAS_PROCESSED,
+    Findings,
     process_crashes,
     process_persons,
     process_vehicles,
@@ -39,12 +39,6 @@ SOURCES = {
     "crashes": ["crashes", "persons", "vehicles"],
     "persons": ["persons", "crashes"],
     "vehicles": ["vehicles", "crashes"],
-}
-# What a table reads of a dataset whose own table is not being built in the same run.
-_COLUMNS_READ = {
-    "crashes": ["collision_id", *CRASH_PLACE],
-    "persons": ["collision_id", "person_injury"],
-    "vehicles": ["collision_id"],
 }
 # A month depends on each of its days; the current month's future days are not partitions yet.
 _WHOLE_MONTH = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
@@ -97,11 +91,11 @@ def processed_tables(
     stores = {name: processed_lake.store(name) for name in names}
     for store in stores.values():
         store.ensure_writable()
-    columns = {s: None if s in names else _COLUMNS_READ[s] for s in sources}
+    columns = {s: None if s in names else COLUMNS_READ[s] for s in sources}
     figures: dict[str, dict[str, MonthFigures]] = {name: {} for name in names}
     for month, tables in read_months(raw, columns, months):
         for name in names:
-            findings: Counter[str] = Counter()
+            findings = Findings()
             table = _process(name, tables, findings)
             stores[name].write(month, table)
             figures[name][month] = _figures(
@@ -124,7 +118,7 @@ def processed_tables(
                 yield result
 
 
-def _process(name: str, tables: dict[str, pa.Table], findings: Counter[str]) -> pa.Table:
+def _process(name: str, tables: dict[str, pa.Table], findings: Findings) -> pa.Table:
     if name == "crashes":
         return process_crashes(tables["crashes"], tables["persons"], tables["vehicles"], findings)
     if name == "persons":
@@ -146,21 +140,31 @@ def _crashes_without_persons(crashes: pa.Table) -> int:
     return pc.sum(pc.equal(crashes["person_count"], 0)).as_py() or 0
 
 
-def _month_metadata(
-    name: str, table: pa.Table, findings: Counter[str], uri: str
-) -> dict[str, object]:
-    """Numbers per month, which the UI plots month by month, and the file's path."""
+def _month_metadata(name: str, table: pa.Table, findings: Findings, uri: str) -> dict[str, object]:
+    """Numbers per month, which the UI plots month by month, the spellings no table maps, and the
+    file's path."""
     totals = {"crashes": pc.count_distinct(table["collision_id"]).as_py()}
     if name == "crashes":  # the crash reports' own counts cover the whole history
         totals["persons_injured"] = pc.sum(table["number_of_persons_injured"]).as_py() or 0
         totals["persons_killed"] = pc.sum(table["number_of_persons_killed"]).as_py() or 0
+        # KSI needs the persons rows, which are dense only from April 2016.
+        for column in ("persons_seriously_injured", "ksi"):
+            totals[column] = pc.sum(table[column]).as_py() or 0
     elif name == "persons":
         for outcome in ("Injured", "Killed"):
             rows = pc.sum(pc.equal(table["person_injury"], outcome)).as_py()
             totals[f"persons_{outcome.lower()}"] = rows or 0
+        severity = table["injury_severity"]
+        totals["persons_seriously_injured"] = pc.sum(pc.equal(severity, "A")).as_py() or 0
+        totals["ksi"] = pc.sum(pc.is_in(severity, pa.array(["K", "A"]))).as_py() or 0
+    unmapped = {
+        f"unmapped_{kind}": dg.MetadataValue.json(dict(spellings.most_common()))
+        for kind, spellings in sorted(findings.unmapped.items())
+    }
     return {
         "dagster/row_count": table.num_rows,
         **totals,
         **dict(findings),
+        **unmapped,
         "path": dg.MetadataValue.path(uri),
     }
