@@ -249,8 +249,22 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_report(report: Callable[[Path], str], prefix: str) -> int:
+def stamp() -> str:
+    """When, on what and by which command a result was measured."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    command = " ".join(["python", *sys.argv])
+    return (f"Measured {time.strftime('%Y-%m-%d')} at commit {commit}{' (modified)' if dirty else ''}"
+            f" with `{command}`, on {os.cpu_count()} cores and {memory:.0f} GiB.")
+
+
+def run_report(report: Callable[[Path], str], prefix: str, output: Path | None = None) -> int:
     """Print `report(scratch)` and return an exit status; a scratch folder lives for the run.
+
+    With `output`, the report is also written there, stamped, for the docs to link to.
 
     Ctrl-C and SIGTERM unwind, so every child group is stopped and the scratch folder removed
     (SIGINT too: a shell that starts a benchmark in the background would leave it ignored).
@@ -259,7 +273,11 @@ def run_report(report: Callable[[Path], str], prefix: str) -> int:
         signal.signal(sig, signal.default_int_handler)
     with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
         try:
-            print(report(Path(scratch)), flush=True)
+            text = report(Path(scratch))
+            print(text, flush=True)
+            if output is not None:
+                output.parent.mkdir(parents=True, exist_ok=True)
+                output.write_text(f"{text.rstrip()}\n\n{stamp()}\n")
         except KeyboardInterrupt:
             progress("interrupted: services and runs stopped")
             return 130

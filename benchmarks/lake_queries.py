@@ -655,7 +655,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    return harness.run_report(lambda scratch: benchmark(args, scratch), "lake-queries-")
+    output = None if args.quick else harness.REPO / "docs" / "performance" / "lake.md"
+    return harness.run_report(lambda scratch: benchmark(args, scratch), "lake-queries-", output)
 
 
 if __name__ == "__main__":
