@@ -253,12 +253,13 @@ def stamp() -> str:
     """When, on what and by which command a result was measured."""
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "-uno"],
                            capture_output=True, text=True).stdout.strip()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     command = " ".join(["python", *sys.argv])
-    return (f"Measured {time.strftime('%Y-%m-%d')} at commit {commit}{' (modified)' if dirty else ''}"
-            f" with `{command}`, on {os.cpu_count()} cores and {memory:.0f} GiB.")
+    state = " (modified)" if dirty else ""
+    return (f"Measured {time.strftime('%Y-%m-%d')} at commit {commit}{state} with `{command}`, "
+            f"on {os.cpu_count()} cores and {memory:.0f} GiB.")
 
 
 def run_report(report: Callable[[Path], str], prefix: str, output: Path | None = None) -> int:

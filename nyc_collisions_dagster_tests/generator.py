@@ -149,8 +149,10 @@ _SEX = _bag({"M": 66, "F": 31, "U": 3})
 _BODY = _words("Back|Head|Knee-Lower Leg Foot|Neck|Entire Body|Elbow-Lower-Arm-Hand|"
                "Shoulder - Upper Arm|Face|Hip-Upper Leg|Chest")
 _COMPLAINTS = _bag({"Complaint of Pain or Nausea": 60, "None Visible": 9, "Minor Bleeding": 7,
-                    "Contusion - Bruise": 6, "Whiplash": 5, "Unknown": 4, "Abrasion": 2})
-_EMOTION = _bag({"Conscious": 90, "Shock": 6, "Unknown": 4})
+                    "Contusion - Bruise": 6, "Whiplash": 5, "Unknown": 4, "Abrasion": 2,
+                    "Fracture - Distorted - Dislocation": 2, "Severe Bleeding": 1,
+                    "Concussion": 1})
+_EMOTION = _bag({"Conscious": 90, "Shock": 6, "Unknown": 4, "Unconscious": 1})
 _SAFETY = _bag({"Lap Belt & Harness": 55, "Lap Belt": 19, "Unknown": 18, None: 8})
 _PASSENGER_SEATS = _words(
     "Front passenger, if two or more persons, including the driver, are in the front seat|"

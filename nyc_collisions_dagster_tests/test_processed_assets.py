@@ -86,6 +86,8 @@ def test_times_follow_the_daylight_saving_and_unreadable_rules(built) -> None:
 def test_one_run_records_each_month_with_its_figures(built) -> None:
     result, root = built
     assert len(result.get_asset_materialization_events()) == 3 * len(MONTHS)
+    ksi: dict[str, int] = {}
+    persons_ksi: dict[str, int] = {}
     for event in result.get_asset_materialization_events():
         name, month = event.asset_key.path[-1], event.partition
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}
@@ -95,6 +97,18 @@ def test_one_run_records_each_month_with_its_figures(built) -> None:
         assert metadata["unreadable_times"] == (2 if month == "2024-03" else 0)
         if name != "vehicles":
             assert metadata["persons_injured"] > 0 and "persons_killed" in metadata
+        if name == "crashes":
+            sources = table["crash_borough_source"].to_pylist()
+            assert metadata["boroughs_from_coordinates"] == sources.count("coordinates") > 0
+            assert metadata["ksi"] == sum(table["ksi"].to_pylist()) > 0
+            ksi[month] = metadata["ksi"]
+        if name == "persons":
+            severity = table["injury_severity"].to_pylist()
+            persons_ksi[month] = metadata["ksi"]
+            assert metadata["ksi"] == severity.count("K") + severity.count("A")
+        if name == "vehicles":  # the generator spells every vehicle type as the table knows it
+            assert metadata["unmapped_vehicle_types"] == {}
+    assert ksi == persons_ksi  # a crash's KSI are its persons'
     checks = {
         (e.asset_key.to_user_string(), e.check_name): e
         for e in result.get_asset_check_evaluations()
