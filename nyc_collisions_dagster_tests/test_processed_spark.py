@@ -15,6 +15,7 @@ from pyspark.sql import SparkSession
 
 from nyc_collisions_dagster.constants import DATASETS, TIMEZONE
 from nyc_collisions_dagster.processed.assets import processed_tables
+from nyc_collisions_dagster.processed.catalog import hive_comment
 from nyc_collisions_dagster.processed.transforms import COLUMN_NOTES, SCHEMAS_PROCESSED
 from nyc_collisions_dagster.raw.assets import collision_assets
 
@@ -120,7 +121,9 @@ def test_the_printed_ddl_declares_the_files_and_prunes_by_month(spark, processed
         table = spark.table(name)
         assert table.columns == [*SCHEMAS_PROCESSED[name].names, "year", "month"]
         columns = spark.catalog.listColumns(name)
-        assert {c.name: c.description for c in columns if c.description} == COLUMN_NOTES[name]
+        assert {c.name: c.description for c in columns if c.description} == {
+            column: hive_comment(note) for column, note in COLUMN_NOTES[name].items()
+        }
         # Every column, read through the declared types: a type the files do not have fails.
         [(rows,)] = spark.sql(
             f"SELECT count(*) FROM (SELECT DISTINCT * FROM {name} WHERE year = 2024 AND month = 3)"

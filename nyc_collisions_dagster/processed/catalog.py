@@ -16,6 +16,7 @@ from nyc_collisions_dagster.resources.parquet_io import ProcessedLake
 # Projected years past the data cost Athena one empty listing each, only in queries that do not
 # filter on `year`; a bound that data could outgrow would silently hide its months.
 _LAST_PROJECTED_YEAR = 2099
+_COMMENT_LIMIT = 256
 _HIVE_TYPES = {
     pa.string(): "string",
     pa.int32(): "int",
@@ -70,7 +71,12 @@ def create_table_statements(url: str | None = None) -> list[str]:
     return statements
 
 
+def hive_comment(note: str) -> str:
+    """The note as the Hive metastore keeps it: 256 characters, so its first sentences."""
+    return note if len(note) <= _COMMENT_LIMIT else note[: note.rfind(". ", 0, _COMMENT_LIMIT) + 1]
+
+
 def _comment(note: str | None) -> str:
     # The notes hold no quote, which Hive and Spark escape each their own way, and no semicolon,
     # on which tools that run a script statement by statement split it.
-    return "" if note is None else f" COMMENT '{note}'"
+    return "" if note is None else f" COMMENT '{hive_comment(note)}'"
