@@ -274,11 +274,12 @@ def run_report(report: Callable[[Path], str], prefix: str, output: Path | None =
         signal.signal(sig, signal.default_int_handler)
     with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
         try:
+            measured = stamp()  # the checkout the run starts from, not the one it ends in
             text = report(Path(scratch))
             print(text, flush=True)
             if output is not None:
                 output.parent.mkdir(parents=True, exist_ok=True)
-                output.write_text(f"{text.rstrip()}\n\n{stamp()}\n")
+                output.write_text(f"{text.rstrip()}\n\n{measured}\n")
         except KeyboardInterrupt:
             progress("interrupted: services and runs stopped")
             return 130

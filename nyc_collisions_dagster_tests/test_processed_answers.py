@@ -21,7 +21,7 @@ from nyc_collisions_dagster.processed.transforms import (
 from nyc_collisions_dagster.processed.vocabulary import canonical_factors, vehicle_categories
 from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster_tests import answers, real_data
-from nyc_collisions_dagster_tests.generator import FIELDS
+from nyc_collisions_dagster_tests.outcomes import typed_rows
 
 LANDMARKS = {  # a point well inside each borough, and Marble Hill, Manhattan north of the river
     (40.7829, -73.9654): "MANHATTAN",
@@ -169,23 +169,9 @@ def test_factors_take_nypds_spelling_and_codes_that_are_not_factors_are_dropped(
 # --- the real rows -------------------------------------------------------------------------------
 
 
-def _real(name: str, rows: list[tuple]) -> pa.Table:
-    """Real source rows as a raw table, typed as the raw layer types them."""
-    fields = FIELDS[name]
-    records = [dict(zip(fields, row)) for row in rows]
-    typed = []
-    for record in records:
-        out = {}
-        for field in SCHEMAS[name]:
-            value = record.get(field.name)
-            if value is not None and pa.types.is_date(field.type):
-                value = date.fromisoformat(value[:10])
-            elif value is not None and pa.types.is_integer(field.type):
-                value = int(value)
-            elif value is not None and pa.types.is_floating(field.type):
-                value = float(value)
-            out[field.name] = value
-        typed.append(out)
+def _real(name: str, rows: list[tuple], days: list[date]) -> pa.Table:
+    """Real source rows of `days` as a raw table, typed as the raw layer types them."""
+    typed = [row for day in days for row in typed_rows(name, rows, day)]
     return pa.Table.from_pylist(typed, SCHEMAS[name])
 
 
@@ -194,8 +180,10 @@ def real() -> dict[str, pa.Table]:
     if not real_data.available():
         pytest.skip(f"real NYC collisions data not found in {real_data.SHARED_DATA}")
     linked = real_data.load_linked()
-    tables = {name: _real(name, rows) for name, rows in linked.items()}
-    tables["crashes_2022_01"] = _real("crashes", real_data.load_crashes_2022_01())
+    linked_days = [date(2024, 1, d) for d in range(1, 6)]
+    tables = {name: _real(name, rows, linked_days) for name, rows in linked.items()}
+    january = [date(2022, 1, d) for d in range(1, 32)]
+    tables["crashes_2022_01"] = _real("crashes", real_data.load_crashes_2022_01(), january)
     return tables
 
 

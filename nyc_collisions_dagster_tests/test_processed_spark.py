@@ -134,3 +134,11 @@ def test_the_printed_ddl_declares_the_files_and_prunes_by_month(spark, processed
     # A query on March never opens April's unreadable file; one on every month fails on it.
     with pytest.raises(Py4JJavaError, match="2024-04.parquet"):
         spark.sql("SELECT sum(persons_injured) FROM crashes").collect()
+
+
+def test_hive_comments_keep_whole_sentences_within_the_metastores_256_characters() -> None:
+    sentence = "A sentence of forty characters or so. "
+    assert hive_comment(sentence * 3) == (sentence * 3)
+    kept = hive_comment(sentence * 10)
+    assert len(kept) <= 256 and kept.endswith("so.") and kept == (sentence * 6).rstrip()
+    assert hive_comment("x" * 300) == "x" * 256

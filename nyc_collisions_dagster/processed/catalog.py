@@ -72,8 +72,12 @@ def create_table_statements(url: str | None = None) -> list[str]:
 
 
 def hive_comment(note: str) -> str:
-    """The note as the Hive metastore keeps it: 256 characters, so its first sentences."""
-    return note if len(note) <= _COMMENT_LIMIT else note[: note.rfind(". ", 0, _COMMENT_LIMIT) + 1]
+    """The note as the Hive metastore keeps it, 256 characters: its first sentences that fit, or
+    its first 256 characters when one sentence is longer."""
+    if len(note) <= _COMMENT_LIMIT:
+        return note
+    end = note.rfind(". ", 0, _COMMENT_LIMIT)
+    return note[: end + 1] if end > 0 else note[:_COMMENT_LIMIT]
 
 
 def _comment(note: str | None) -> str:

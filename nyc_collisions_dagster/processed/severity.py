@@ -3,7 +3,7 @@
 The table follows NYS DMV's MV-104AN instructions (K killed; A severe lacerations, broken or
 distorted limbs, internal injuries, unconscious; B visible minor injuries; C complaint of pain,
 no visible injury) and NYC DOT's Vision Zero count of persons killed or severely injured (KSI),
-which reads these report codes. docs/data.md gives the table with its sources.
+which reads these report codes. docs/answers.md gives the table with its sources.
 """
 
 import pyarrow as pa
