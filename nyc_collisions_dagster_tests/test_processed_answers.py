@@ -151,6 +151,7 @@ def test_a_spelling_no_table_maps_is_other_and_reported_and_blanks_stay_null() -
         "vehicle_types": Counter({"Hovercraft": 2}),
         "factors": Counter({"Solar Flare": 1}),
     }
+    assert findings["factors_respelled"] == 0
 
 
 def test_factors_take_nypds_spelling_and_codes_that_are_not_factors_are_dropped() -> None:

@@ -19,6 +19,7 @@ from nyc_collisions_dagster.processed.severity import (
     injury_severity,
 )
 from nyc_collisions_dagster.processed.vocabulary import (
+    UNMAPPED,
     VEHICLE_CATEGORIES,
     canonical_factors,
     unmapped_factors,
@@ -242,7 +243,9 @@ def respelled_factors(
     for name in names:
         source = table[name]
         factors = pa.chunked_array([canonical_factors(source)], pa.string())
-        changed = pc.and_(pc.is_valid(factors), pc.not_equal(factors, source).fill_null(True))
+        # A spelling no table maps is reported as unmapped, not counted as respelled.
+        respelled = pc.and_(pc.not_equal(factors, source), pc.not_equal(factors, UNMAPPED))
+        changed = respelled.fill_null(False)
         findings["factors_respelled"] += pc.sum(changed).as_py() or 0
         findings.add_unmapped("factors", unmapped_factors(source))
         out.append(factors)
