@@ -52,9 +52,9 @@ import requests
 from generated import CRASHES_PER_DAY, generate, typed
 from report import Target
 
-from nyc_collisions_dagster import lake
+from nyc_collisions_dagster.lake import query as lake
 from nyc_collisions_dagster.constants import DATASETS
-from nyc_collisions_dagster.resources.storage import PartitionStore
+from nyc_collisions_dagster.lake.storage import PartitionStore
 
 START = date(2020, 1, 1)  # persons and vehicles are complete from 2016-04 on
 RSS_LONG_MONTHS = 24

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 from nyc_collisions_dagster.constants import DATASETS
-from nyc_collisions_dagster.resources.storage import PartitionStore
+from nyc_collisions_dagster.lake.storage import PartitionStore
 
 # The processed build reads 16 day files at once (processed/build.py, _READERS).
 BUILD_READERS = 16

@@ -30,7 +30,8 @@ import pyarrow as pa
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.raw.fetching import DayStream, _ChunkFetch
 from nyc_collisions_dagster.raw.schema import SCHEMAS, TypingReport, to_typed
-from nyc_collisions_dagster.resources.socrata import SocrataResource, day_window_where
+from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster.socrata.client import day_window_where
 
 sys.path.insert(0, str(harness.REPO))
 from nyc_collisions_dagster_tests.generator import generate  # noqa: E402

@@ -10,7 +10,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from nyc_collisions_dagster import lake
+from nyc_collisions_dagster.lake import query as lake
 from nyc_collisions_dagster.processed.assets import processed_tables
 from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake

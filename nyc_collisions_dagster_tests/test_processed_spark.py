@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 
 from nyc_collisions_dagster.constants import DATASETS, TIMEZONE
 from nyc_collisions_dagster.processed.assets import processed_tables
-from nyc_collisions_dagster.processed.catalog import hive_comment
+from nyc_collisions_dagster.lake.catalog import hive_comment
 from nyc_collisions_dagster.processed.transforms import COLUMN_NOTES, SCHEMAS_PROCESSED
 from nyc_collisions_dagster.raw.assets import collision_assets
 

@@ -142,7 +142,7 @@ def test_never_landed_days_are_reported_not_requested_even_by_a_capped_range(
     assert f"crashes {len(days):,} days never landed: {days[0]}...{days[-1]}" in summary
     assert f"vehicles {len(days) - 29:,} days never landed: {days[0]}...{days[-1]}" in summary
     # Past the cap, the days become one range that breaks around the never-landed ones.
-    monkeypatch.setattr("nyc_collisions_dagster.raw.sensors.MAX_RUNS", 1)
+    monkeypatch.setattr("nyc_collisions_dagster.raw.ticks.MAX_RUNS", 1)
     assert requested(landed.tick()) == {
         ("vehicles", "2024-01-03", "2024-01-04"),
         ("vehicles", "2024-01-07", "2024-01-08"),

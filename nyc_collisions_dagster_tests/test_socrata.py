@@ -9,7 +9,9 @@ import pytest
 
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.raw.fetching import DayStream, plan_chunks
-from nyc_collisions_dagster.resources.socrata import SocrataError, SocrataResource, split_domain
+from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster.socrata.errors import SocrataError
+from nyc_collisions_dagster.socrata.transport import split_domain
 from nyc_collisions_dagster_tests.outcomes import typed_rows
 
 LOG = logging.getLogger("test")

@@ -9,7 +9,8 @@ import pytest
 
 from nyc_collisions_dagster.raw.assets import collision_assets, crashes
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
-from nyc_collisions_dagster.resources.socrata import SocrataError, SocrataResource
+from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster.socrata.errors import SocrataError
 from nyc_collisions_dagster_tests.outcomes import (
     DAYS,
     FIVE_DAYS,

@@ -7,13 +7,13 @@ from datetime import date
 
 import pyarrow as pa
 
+from nyc_collisions_dagster.lake.storage import PartitionStore
+from nyc_collisions_dagster.listing import first_and_more
 from nyc_collisions_dagster.raw.schema import SCHEMAS
-from nyc_collisions_dagster.resources.storage import PartitionStore
 
 # Day files read at once. Each read is a few small requests (footer, column chunks), so on S3
 # latency, not bandwidth, bounds it: many small reads in flight keep it busy.
 _READERS = 16
-_SHOWN_DAYS = 10
 
 
 class MissingRawDays(RuntimeError):
@@ -35,9 +35,7 @@ def require_landed(days: Sequence[date], landed: Mapping[str, set[date]]) -> Non
     lines = []
     for name, gaps in missing.items():
         if gaps:
-            shown = ", ".join(d.isoformat() for d in gaps[:_SHOWN_DAYS])
-            more = f" and {len(gaps) - _SHOWN_DAYS} more" if len(gaps) > _SHOWN_DAYS else ""
-            lines.append(f"{name}: {len(gaps)} days ({shown}{more})")
+            lines.append(f"{name}: {len(gaps)} days ({first_and_more(gaps)})")
     raise MissingRawDays(
         "Raw days are missing, so no month was written; materialize them first: " + "; ".join(lines)
     )

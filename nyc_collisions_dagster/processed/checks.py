@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from nyc_collisions_dagster.constants import DATASETS, DETAIL_START_MONTH
+from nyc_collisions_dagster.listing import first_and_more
 
 ROW_COUNT = "row_count_matches_raw"
 UNIQUE_KEY = "unique_key_is_unique"
@@ -18,7 +19,6 @@ PERSONS_FOUND = "crashes_have_persons"
 # 2024: 6 of 1,204). Ten times that means the month's persons rows are incomplete, e.g. landed
 # before late reports arrived, so the per-crash person counts would be too low.
 MAX_SHARE_WITHOUT_PERSONS = 0.05
-_SHOWN_MONTHS = 24
 
 
 @dataclass
@@ -57,12 +57,6 @@ def check_specs(key: dg.AssetKey, name: str) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def _months_text(months: list[str]) -> str:
-    shown = ", ".join(months[:_SHOWN_MONTHS])
-    extra = len(months) - _SHOWN_MONTHS
-    return shown + (f" and {extra} more" if extra > 0 else "")
-
-
 def check_results(
     key: dg.AssetKey, name: str, figures: dict[str, MonthFigures]
 ) -> Iterator[dg.AssetCheckResult]:
@@ -71,7 +65,7 @@ def check_results(
         asset_key=key,
         check_name=ROW_COUNT,
         passed=not short,
-        description=f"{len(short)} months differ from their raw days: {_months_text(short)}"
+        description=f"{len(short)} months differ from their raw days: {first_and_more(short)}"
         if short
         else None,
         metadata={
@@ -86,7 +80,7 @@ def check_results(
         asset_key=key,
         check_name=UNIQUE_KEY,
         passed=not repeated,
-        description=f"keys repeated in {_months_text(repeated)}" if repeated else None,
+        description=f"keys repeated in {first_and_more(repeated)}" if repeated else None,
         metadata={
             "duplicate_keys": sum(f.duplicate_keys for f in figures.values()),
             "failed_months": dg.MetadataValue.json(repeated[:50]),
@@ -106,7 +100,7 @@ def _persons_found(key: dg.AssetKey, figures: dict[str, MonthFigures]) -> dg.Ass
         passed=not over,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"more than {MAX_SHARE_WITHOUT_PERSONS:.0%} of crashes have no persons rows "
-        f"in {_months_text(over)}"
+        f"in {first_and_more(over)}"
         if over
         else None,
         metadata={

@@ -12,8 +12,8 @@ from datetime import date, timedelta
 import numpy as np
 
 from nyc_collisions_dagster.constants import Dataset
-from nyc_collisions_dagster.resources.socrata import SocrataClient
-from nyc_collisions_dagster.resources.storage import PartitionStore
+from nyc_collisions_dagster.lake.storage import PartitionStore
+from nyc_collisions_dagster.socrata.client import SocrataClient
 
 # A correction moves a crash by days, not years: the lake is searched this far on each side.
 MOVED_ROW_SEARCH_DAYS = 31
@@ -96,19 +96,3 @@ def days_left_behind(store: PartitionStore, key_column: str, keys: dict[int, dat
                 left.add(day)
                 break
     return left
-
-
-def contiguous_ranges(days: set[date]) -> list[tuple[date, date]]:
-    """[(first, last)] runs of consecutive days, inclusive."""
-    ranges: list[tuple[date, date]] = []
-    for day in sorted(days):
-        if ranges and ranges[-1][1] + timedelta(days=1) == day:
-            ranges[-1] = (ranges[-1][0], day)
-        else:
-            ranges.append((day, day))
-    return ranges
-
-
-def days_between(first: date, last: date) -> set[date]:
-    """Every day from `first` to `last`, inclusive."""
-    return {first + timedelta(days=i) for i in range((last - first).days + 1)}

@@ -12,12 +12,12 @@ import dagster as dg
 import numpy as np
 
 from nyc_collisions_dagster.constants import Dataset
+from nyc_collisions_dagster.listing import SHOWN, first_and_more
 from nyc_collisions_dagster.raw.report import FetchReport
 
 ROW_COUNT = "row_count_matches_source"
 UNIQUE_KEY = "unique_key_is_unique"
 LINKED = "collision_ids_exist_in_crashes"
-_SHOWN_DAYS = 50  # days listed in a result; the count says how many there are
 # Crashes files read at once for the linked check. Each is a small read, bound by latency on S3:
 # one after another, 4 years of them took 48 s after the run's last day was written.
 _READERS = 16
@@ -49,11 +49,6 @@ def check_specs(dataset: Dataset) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def days_text(days: list[date]) -> str:
-    shown = ", ".join(d.isoformat() for d in days[:_SHOWN_DAYS])
-    return shown + (f" and {len(days) - _SHOWN_DAYS} more" if len(days) > _SHOWN_DAYS else "")
-
-
 def check_results(
     report: FetchReport,
     crash_ids: Callable[[date], np.ndarray | None],
@@ -77,7 +72,9 @@ def _row_count_result(report: FetchReport) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=ROW_COUNT,
         passed=not short,
-        description=f"{len(short)} days differ from Socrata: {days_text(short)}" if short else None,
+        description=(
+            f"{len(short)} days differ from Socrata: {first_and_more(short)}" if short else None
+        ),
         metadata={
             "days_checked": len(report.rows_by_day),
             "failed_days": dg.MetadataValue.json(
@@ -86,7 +83,7 @@ def _row_count_result(report: FetchReport) -> dg.AssetCheckResult:
                         "file": report.rows_by_day[d],
                         "socrata": report.source_counts.get(d, 0),
                     }
-                    for d in short[:_SHOWN_DAYS]
+                    for d in short[:SHOWN]
                 }
             ),
         },
@@ -99,12 +96,12 @@ def _unique_key_result(report: FetchReport) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=UNIQUE_KEY,
         passed=not duplicates,
-        description=f"{len(duplicates)} keys repeated, on {days_text(bad_days)}"
+        description=f"{len(duplicates)} keys repeated, on {first_and_more(bad_days)}"
         if duplicates
         else None,
         metadata={
             "duplicate_keys": len(duplicates),
-            "failed_days": dg.MetadataValue.json([d.isoformat() for d in bad_days[:_SHOWN_DAYS]]),
+            "failed_days": dg.MetadataValue.json([d.isoformat() for d in bad_days[:SHOWN]]),
         },
     )
 
@@ -128,14 +125,15 @@ def _linked_result(
         passed=not unlinked,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"{sum(unlinked.values())} rows point at no crash of their day, on {days_text(failed)}"
+            f"{sum(unlinked.values())} rows point at no crash of their day, "
+            f"on {first_and_more(failed)}"
             if unlinked
             else None
         ),
         metadata={
             "unlinked_rows": sum(unlinked.values()),
             "failed_days": dg.MetadataValue.json(
-                {d.isoformat(): n for d, n in list(unlinked.items())[:_SHOWN_DAYS]}
+                {d.isoformat(): n for d, n in list(unlinked.items())[:SHOWN]}
             ),
             "days_without_crashes_file": len(unchecked),
         },

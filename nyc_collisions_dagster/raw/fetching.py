@@ -26,12 +26,8 @@ import pyarrow.csv as pa_csv
 from nyc_collisions_dagster.constants import Dataset
 from nyc_collisions_dagster.raw.report import FetchReport
 from nyc_collisions_dagster.raw.schema import DROPPED_COLUMNS, SCHEMAS, TypingReport, to_typed
-from nyc_collisions_dagster.resources.socrata import (
-    SocrataClient,
-    SocrataError,
-    day_window_where,
-    soql_timestamp,
-)
+from nyc_collisions_dagster.socrata.client import SocrataClient, day_window_where, soql_timestamp
+from nyc_collisions_dagster.socrata.errors import SocrataError
 
 _EPOCH = date(1970, 1, 1)
 _QUEUE_DAYS = 64  # finished days waiting for the writer; bounds memory with the pages parsed

@@ -14,16 +14,15 @@ from datetime import date
 import dagster as dg
 import pyarrow as pa
 
+from nyc_collisions_dagster.lake.storage import PartitionStore, StorageError
+from nyc_collisions_dagster.lake.writer import ParallelWriter
 from nyc_collisions_dagster.metadata import day_counts_table, markdown_preview
-from nyc_collisions_dagster.raw.changes import contiguous_ranges
+from nyc_collisions_dagster.raw.days import ranges_text
 from nyc_collisions_dagster.raw.fetching import DayStream
-from nyc_collisions_dagster.resources.storage import PartitionStore, StorageError
-from nyc_collisions_dagster.resources.writer import ParallelWriter
 
 # The tag Dagster reads an event's data version from. A day's version is a digest of its file,
 # so a day landed again with the same rows keeps it, and what reads the day is not made stale.
 _DATA_VERSION_TAG = "dagster/data_version"
-_SHOWN_RANGES = 20
 # How long a written day may wait for its event while no other day arrives (a slow page).
 _IDLE_SECONDS = 0.2
 
@@ -110,10 +109,7 @@ def _materialization(
 
 def _not_written(store: PartitionStore, keys: set[str], written: Iterable[str]) -> str:
     done = set(written)
-    ranges = contiguous_ranges({date.fromisoformat(k) for k in keys if k not in done})
-    shown = ", ".join(f"{a}...{b}" if a != b else str(a) for a, b in ranges[:_SHOWN_RANGES])
-    if len(ranges) > _SHOWN_RANGES:
-        shown += f" and {len(ranges) - _SHOWN_RANGES} more ranges"
+    shown = ranges_text({date.fromisoformat(k) for k in keys if k not in done})
     return (
         f"{store.asset}: {len(done)} of {len(keys)} days written and materialized; not written: "
         f"{shown}. Materializing the failed and missing partitions fetches only those."

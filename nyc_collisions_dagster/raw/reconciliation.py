@@ -16,12 +16,13 @@ from datetime import date, timedelta
 import dagster as dg
 
 from nyc_collisions_dagster.constants import DATASETS, Dataset
+from nyc_collisions_dagster.listing import first_and_more
 from nyc_collisions_dagster.partitions import daily_partitions
-from nyc_collisions_dagster.raw.changes import days_between
-from nyc_collisions_dagster.raw.checks import days_text
+from nyc_collisions_dagster.raw.days import days_between
 from nyc_collisions_dagster.raw.fetching import count_by_day
 from nyc_collisions_dagster.raw.report import FetchReport
-from nyc_collisions_dagster.resources.socrata import SocrataClient, SocrataResource
+from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster.socrata.client import SocrataClient
 
 LAKE_MATCHES_SOURCE = "lake_matches_source"
 # Storage ids per event-log query: one query for a whole dataset would pass 5,000+ parameters.
@@ -119,7 +120,7 @@ def check_result(comparison: Comparison) -> dg.AssetCheckResult:
         passed=not differing,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            f"{len(differing)} days differ from Socrata: {days_text(differing)}; {not_landed}"
+            f"{len(differing)} days differ from Socrata: {first_and_more(differing)}; {not_landed}"
             if differing
             else f"All {len(comparison.landed):,} landed days match Socrata; {not_landed}"
         ),

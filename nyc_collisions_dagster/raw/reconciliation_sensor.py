@@ -12,14 +12,14 @@ import dagster as dg
 
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.raw.assets import collision_assets
-from nyc_collisions_dagster.raw.changes import days_between
+from nyc_collisions_dagster.raw.days import days_between
 from nyc_collisions_dagster.raw.reconciliation import (
     Comparison,
     compare,
     never_landed_text,
     partition_days,
 )
-from nyc_collisions_dagster.raw.sensors import capped_run_requests, sensor_resources
+from nyc_collisions_dagster.raw.ticks import capped_run_requests, sensor_resources
 
 # Runs that may still write partitions: a day they cover is not requested again.
 _UNFINISHED = [

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from nyc_collisions_dagster.raw.schema import TypingReport, column_schema
-from nyc_collisions_dagster.resources.socrata import RequestStats
+from nyc_collisions_dagster.socrata.errors import RequestStats
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from nyc_collisions_dagster.constants import (
     PROCESSED_URL_ENV,
     STORAGE_URL_ENV,
 )
-from nyc_collisions_dagster.resources.storage import MonthStore, PartitionStore
+from nyc_collisions_dagster.lake.storage import MonthStore, PartitionStore
 
 if TYPE_CHECKING:
     import pandas as pd  # imported by to_pandas when a downstream asset loads: 0.3 s a process

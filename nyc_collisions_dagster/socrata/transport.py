@@ -4,7 +4,6 @@ SODA3 (/api/v3/views/), and the switch from the first to the second when /resour
 import logging
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import requests
 import sodapy
@@ -16,16 +15,14 @@ from nyc_collisions_dagster.constants import (
     SOCRATA_APP_TOKEN_ENV,
     SOCRATA_DOMAIN_ENV,
 )
-from nyc_collisions_dagster.resources import soda3
-from nyc_collisions_dagster.resources.answers import RequestStats, SocrataError, answer_error
-from nyc_collisions_dagster.resources.retries import (
+from nyc_collisions_dagster.socrata import soda3
+from nyc_collisions_dagster.socrata.errors import RequestStats, SocrataError, answer_error
+from nyc_collisions_dagster.socrata.retries import (
     RETRIED_STATUSES,
     ReachableRetry,
     unreachable_reason,
 )
-
-if TYPE_CHECKING:
-    from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster.socrata.settings import SocrataSettings
 
 
 def split_domain(domain: str) -> tuple[str, str]:
@@ -37,27 +34,19 @@ def split_domain(domain: str) -> tuple[str, str]:
 class Transport:
     """The session shared by the threads of one client, and the API it speaks now.
 
-    `setting` "auto" starts on SODA 2.1 and moves to SODA3, once and for good, when a /resource/
+    The setting "auto" starts on SODA 2.1 and moves to SODA3, once and for good, when a /resource/
     request is answered 404 or 410 for a dataset SODA3 knows. 5xx answers and time-outs are
     retried where they happened and never move it.
     """
 
-    def __init__(
-        self,
-        resource: "SocrataResource",
-        domain: str,
-        app_token: str | None,
-        setting: str,
-        log: logging.Logger,
-        stats: RequestStats,
-    ) -> None:
-        prefix, self.host = split_domain(domain)
+    def __init__(self, settings: SocrataSettings, log: logging.Logger, stats: RequestStats) -> None:
+        prefix, self.host = split_domain(settings.domain)
         retry = ReachableRetry(
-            total=resource.max_retries,
-            backoff_factor=resource.backoff_factor,
-            backoff_max=resource.max_backoff_seconds,
+            total=settings.max_retries,
+            backoff_factor=settings.backoff_factor,
+            backoff_max=settings.max_backoff_seconds,
             # A server asking for an hour must not stall a run; Retry-After: 0 gets the backoff.
-            retry_after_max=int(resource.max_backoff_seconds),
+            retry_after_max=int(settings.max_backoff_seconds),
             status_forcelist=RETRIED_STATUSES,
             # SODA3 queries are POSTs (dev.socrata.com/docs/queries), reads all the same.
             allowed_methods={"GET", "POST"},
@@ -67,22 +56,22 @@ class Transport:
         adapter = HTTPAdapter(
             max_retries=retry,
             pool_connections=1,
-            pool_maxsize=max(resource.max_workers, 4),
+            pool_maxsize=max(settings.max_workers, 4),
         )
         # sodapy sends the app token as the X-App-Token header on every request of the session,
         # the way docs/queries shows for SODA3 too: never in a URL or a body.
         self._socrata = sodapy.Socrata(
             self.host,
-            app_token,
+            settings.app_token,
             session_adapter={"prefix": prefix, "adapter": adapter},
-            timeout=resource.read_timeout_seconds,
+            timeout=settings.read_timeout_seconds,
         )
         self._base = prefix + self.host
-        self._timeout = (resource.connect_timeout_seconds, resource.read_timeout_seconds)
-        self.max_retries = resource.max_retries
-        self.setting = setting
-        self.has_token = app_token is not None
-        self.api = "soda3" if setting == "soda3" else "soda2"
+        self._timeout = (settings.connect_timeout_seconds, settings.read_timeout_seconds)
+        self.max_retries = settings.max_retries
+        self.setting = settings.api
+        self.has_token = settings.app_token is not None
+        self.api = "soda3" if settings.api == "soda3" else "soda2"
         self._log, self._stats = log, stats
         self._lock = threading.Lock()
 

@@ -5,7 +5,7 @@ import threading
 import requests
 
 from nyc_collisions_dagster.constants import SOCRATA_APP_TOKEN_ENV
-from nyc_collisions_dagster.resources.retries import RETRIED_STATUSES
+from nyc_collisions_dagster.socrata.retries import RETRIED_STATUSES
 
 
 class SocrataError(RuntimeError):

@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from nyc_collisions_dagster.constants import DATASETS
-from nyc_collisions_dagster.processed.catalog import create_table_statements
+from nyc_collisions_dagster.lake.catalog import create_table_statements
+from nyc_collisions_dagster.lake.storage import PartitionStore
 from nyc_collisions_dagster.processed.transforms import SCHEMAS_PROCESSED
 from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
-from nyc_collisions_dagster.resources.storage import PartitionStore
 
 # Folder names are zero-padded (month=01), which DuckDB would otherwise read as text.
 _HIVE_SCHEMA = pa.schema([("year", pa.int32()), ("month", pa.int32())])
@@ -146,7 +146,3 @@ def _missing_tables_hint(connection: duckdb.DuckDBPyConnection, layer: str, url:
         f"no {layer} files of {', '.join(missing)} under {_setting(layer, url).url}: "
         "materialize them first, or point --url (or the layer's setting) at the lake"
     )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,7 +6,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import pyarrow as pa
 
-from nyc_collisions_dagster.resources.storage import PartitionStore, StorageError
+from nyc_collisions_dagster.lake.storage import PartitionStore, StorageError
 
 _PROGRESS_EVERY_SECONDS = 10.0
 
