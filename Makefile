@@ -9,7 +9,7 @@ MONTH_END = $(shell date -d "$(MONTH)-01 +1 month -1 day" +%F)
 PARTITION ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run dev test postgres java benchmark benchmark-lake benchmark-scale screenshots clean
+.PHONY: run dev docs test test-fast lint postgres java benchmark benchmark-lake benchmark-scale screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,24 @@ dev: $(BIN)/.installed
 screenshots: $(BIN)/.installed
 	$(BIN)/python -m scripts.screenshots
 
-test: $(BIN)/.installed postgres java
+# Served at http://127.0.0.1:8000 while you edit; the suite builds them strictly.
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs serve
+
+# Everything CI checks: lint, types, import contracts, then every tier (the docs build is a unit test).
+test: lint postgres java
 	$(BIN)/python -m pytest
+
+# The edit-test loop: the unit and integration tiers, on both cores.
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -m "unit or integration" -n 2
+
+LINTED := nyc_collisions_dagster nyc_collisions_dagster_tests benchmarks scripts
+lint: $(BIN)/.installed
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The deploy tests start Debian's PostgreSQL server themselves; a fresh machine (CI runs as root)
 # gets the package here.

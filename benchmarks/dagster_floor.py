@@ -16,8 +16,11 @@ from nyc_collisions_dagster.partitions import daily_partitions
 
 
 def build_floor(dataset: str) -> dg.AssetsDefinition:
-    @dg.asset(name=f"floor_{dataset}", partitions_def=daily_partitions,
-              backfill_policy=dg.BackfillPolicy.single_run())
+    @dg.asset(
+        name=f"floor_{dataset}",
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
     def _floor() -> None:
         """Nothing to fetch and nothing to store: a `None` output needs no IO manager."""
 

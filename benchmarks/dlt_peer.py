@@ -55,34 +55,45 @@ def windows(start: date, end: date, count: int) -> list[tuple[date, date]]:
 
 
 def rest_api(domain: str, start: date, end: date) -> Any:
-    return rest_api_source({
-        "client": {
-            "base_url": f"{domain}/resource/",
-            # Socrata's JSON is a bare list with no total: paging stops at the first empty page.
-            "paginator": {"type": "offset", "limit": PAGE, "offset_param": "$offset",
-                          "limit_param": "$limit", "total_path": None},
-        },
-        "resources": [{
-            "name": TABLE,
-            "parallelized": True,
-            "endpoint": {
-                "path": f"{CRASHES}.json",
-                # Offset paging needs an order on a unique key: Socrata's unordered results
-                # come back in an unstable order, and pages would overlap and skip rows.
-                "params": {"$where": window_where(start, end), "$order": "collision_id"},
-                "response_actions": [count_response],
+    return rest_api_source(
+        {
+            "client": {
+                "base_url": f"{domain}/resource/",
+                # Socrata's JSON is a bare list with no total: paging stops at the first empty page.
+                "paginator": {
+                    "type": "offset",
+                    "limit": PAGE,
+                    "offset_param": "$offset",
+                    "limit_param": "$limit",
+                    "total_path": None,
+                },
             },
-        }],
-    })
+            "resources": [
+                {
+                    "name": TABLE,
+                    "parallelized": True,
+                    "endpoint": {
+                        "path": f"{CRASHES}.json",
+                        # Offset paging needs an order on a unique key: Socrata's unordered results
+                        # come back in an unstable order, and pages would overlap and skip rows.
+                        "params": {"$where": window_where(start, end), "$order": "collision_id"},
+                        "response_actions": [count_response],
+                    },
+                }
+            ],
+        }
+    )
 
 
 def csv_pages(domain: str, start: date, end: date) -> Iterator[pa.Table]:
     """One window's offset pages, as CSV parsed by pyarrow, through dlt's retrying requests."""
     params = {"$where": window_where(start, end), "$order": "collision_id", "$limit": PAGE}
     for offset in itertools.count(0, PAGE):
-        response = dlt_requests.get(f"{domain}/resource/{CRASHES}.csv",
-                                    params={**params, "$offset": offset},
-                                    timeout=TIMEOUT_SECONDS)
+        response = dlt_requests.get(
+            f"{domain}/resource/{CRASHES}.csv",
+            params={**params, "$offset": offset},
+            timeout=TIMEOUT_SECONDS,
+        )
         count_response(response)
         page = pa_csv.read_csv(io.BytesIO(response.content))
         if page.num_rows:
@@ -92,9 +103,12 @@ def csv_pages(domain: str, start: date, end: date) -> Iterator[pa.Table]:
 
 
 def arrow(domain: str, start: date, end: date) -> list[Any]:
-    return [dlt.resource(csv_pages(domain, a, b), name=f"{TABLE}_{i}", table_name=TABLE,
-                         parallelized=True)
-            for i, (a, b) in enumerate(windows(start, end, WINDOWS))]
+    return [
+        dlt.resource(
+            csv_pages(domain, a, b), name=f"{TABLE}_{i}", table_name=TABLE, parallelized=True
+        )
+        for i, (a, b) in enumerate(windows(start, end, WINDOWS))
+    ]
 
 
 def main() -> None:
@@ -111,13 +125,20 @@ def main() -> None:
     os.environ.setdefault("EXTRACT__WORKERS", str(WINDOWS))
     lake = args.out / "lake"
     pipeline = dlt.pipeline(
-        pipeline_name=TABLE, pipelines_dir=str(args.out / "pipelines"),
-        destination=dlt.destinations.filesystem(bucket_url=str(lake)), dataset_name=DATASET)
+        pipeline_name=TABLE,
+        pipelines_dir=str(args.out / "pipelines"),
+        destination=dlt.destinations.filesystem(bucket_url=str(lake)),
+        dataset_name=DATASET,
+    )
     source = (rest_api if args.mode == "rest_api" else arrow)(args.domain, args.start, args.end)
     pipeline.run(source, loader_file_format="parquet")
     rows = pipeline.last_trace.last_normalize_info.row_counts.get(TABLE, 0)
-    print(json.dumps({"rows": rows, "requests": next(_answered),
-                      "table": str(lake / DATASET / TABLE)}), flush=True)
+    print(
+        json.dumps(
+            {"rows": rows, "requests": next(_answered), "table": str(lake / DATASET / TABLE)}
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

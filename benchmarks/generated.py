@@ -7,7 +7,7 @@ import harness  # noqa: F401  (first: it puts this checkout, tests included, on 
 import pyarrow as pa
 
 from nyc_collisions_dagster.raw.schema import DROPPED_COLUMNS, SCHEMAS, TypingReport, to_typed
-from nyc_collisions_dagster_tests.generator import FIELDS, UNIQUE_KEYS, Row, generate
+from nyc_collisions_dagster_tests.soda_fake.generator import FIELDS, UNIQUE_KEYS, Row, generate
 
 # The generator's 600 crashes a day bring about 2,050 persons and 1,180 vehicles rows: the
 # persons-per-crash ratio is its own, so persons run above the issue's ~1,500 a day.
@@ -28,6 +28,7 @@ def typed(name: str, rows: list[Row]) -> pa.Table:
 
 def typed_day(name: str, day: date) -> pa.Table:
     """One generated day of a dataset as its raw file holds it: sorted by the unique key."""
-    rows = generate(day, day + timedelta(days=1), datasets=[name],
-                    crashes_per_day=CRASHES_PER_DAY)[name]
+    rows = generate(day, day + timedelta(days=1), datasets=[name], crashes_per_day=CRASHES_PER_DAY)[
+        name
+    ]
     return typed(name, rows).sort_by(UNIQUE_KEYS[name])

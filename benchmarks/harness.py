@@ -64,13 +64,26 @@ class Processes:
         for process in reversed(self._live):
             stop_group(process)
 
-    def start(self, cmd: Sequence[str], env: dict[str, str], name: str,
-              stdout: int | None = None, cwd: Path = REPO) -> subprocess.Popen:
-        with open(self.logs / f"{name}.err", "wb") as err, \
-                open(self.logs / f"{name}.out", "wb") as out:
-            process = subprocess.Popen(cmd, cwd=cwd, env=env, stderr=err,
-                                       stdout=out if stdout is None else stdout,
-                                       start_new_session=True)
+    def start(
+        self,
+        cmd: Sequence[str],
+        env: dict[str, str],
+        name: str,
+        stdout: int | None = None,
+        cwd: Path = REPO,
+    ) -> subprocess.Popen:
+        with (
+            open(self.logs / f"{name}.err", "wb") as err,
+            open(self.logs / f"{name}.out", "wb") as out,
+        ):
+            process = subprocess.Popen(
+                cmd,
+                cwd=cwd,
+                env=env,
+                stderr=err,
+                stdout=out if stdout is None else stdout,
+                start_new_session=True,
+            )
         self._live.append(process)
         return process
 
@@ -81,19 +94,18 @@ class Processes:
             process.wait()
             self._finish(process, name)
 
-    def measure(self, cmd: Sequence[str], env: dict[str, str], name: str,
-                cwd: Path = REPO) -> Measured:
+    def measure(
+        self, cmd: Sequence[str], env: dict[str, str], name: str, cwd: Path = REPO
+    ) -> Measured:
         """Run a child to its end, through peak_rss.py so that its peak RSS is its own; `cwd`
         is the checkout whose package a `python -m` child imports."""
         report = self.logs / f"{name}.rusage.json"
-        process = self.start([sys.executable, str(PEAK_RSS), str(report), *cmd], env, name,
-                             cwd=cwd)
+        process = self.start([sys.executable, str(PEAK_RSS), str(report), *cmd], env, name, cwd=cwd)
         process.wait()
         self._finish(process, name)
         figures = json.loads(report.read_text())
         stdout = (self.logs / f"{name}.out").read_text()
         return Measured(figures["wall"], figures["peak_rss_kib"] / 1024, stdout)
-
 
     def _finish(self, process: subprocess.Popen, name: str) -> None:
         stop_group(process)  # anything the child left behind in its group
@@ -123,10 +135,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_services(live: Processes, start: date, end: date, latency: float, row_cost: float,
-                   max_concurrent: int, server_model: str = "sleep",
-                   datasets: Sequence[str] = ("crashes",),
-                   server_options: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
+def start_services(
+    live: Processes,
+    start: date,
+    end: date,
+    latency: float,
+    row_cost: float,
+    max_concurrent: int,
+    server_model: str = "sleep",
+    datasets: Sequence[str] = ("crashes",),
+    server_options: Sequence[str] = (),
+) -> tuple[str, dict[str, str]]:
     """The SODA test server and moto S3, started together; returns (server URL, child env).
 
     `server_model` is how the server spends `row_cost`: "sleep" waits, "cpu" works.
@@ -134,15 +153,36 @@ def start_services(live: Processes, start: date, end: date, latency: float, row_
     """
     moto_url = f"http://127.0.0.1:{free_port()}"
     host, port = moto_url.removeprefix("http://").split(":")
-    live.start([sys.executable, "-m", "moto.server", "-H", host, "-p", port], os.environ.copy(),
-               "moto")
+    live.start(
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", port], os.environ.copy(), "moto"
+    )
     soda = live.start(
-        [sys.executable, "-m", "nyc_collisions_dagster_tests.soda_server",
-         "--start", str(start), "--end", str(end), "--datasets", ",".join(datasets),
-         "--latency", str(latency), "--row-cost", str(row_cost),
-         "--max-concurrent", str(max_concurrent), "--server-model", server_model,
-         "--port", "0", *server_options],
-        os.environ.copy(), "soda", stdout=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "nyc_collisions_dagster_tests.soda_fake.server",
+            "--start",
+            str(start),
+            "--end",
+            str(end),
+            "--datasets",
+            ",".join(datasets),
+            "--latency",
+            str(latency),
+            "--row-cost",
+            str(row_cost),
+            "--max-concurrent",
+            str(max_concurrent),
+            "--server-model",
+            server_model,
+            "--port",
+            "0",
+            *server_options,
+        ],
+        os.environ.copy(),
+        "soda",
+        stdout=subprocess.PIPE,
+    )
     line = soda.stdout.readline().decode()  # printed once the rows are generated
     if "listening on " not in line:
         raise ChildFailed(f"SODA server did not start: {line!r}")
@@ -173,8 +213,11 @@ def _wait_for(url: str) -> None:
 def source_rows(domain: str, start: date, end: date, dataset: str = CRASHES) -> int:
     """The server's rows of a dataset (its id) with crash dates in [start, end)."""
     where = f"crash_date >= '{start}T00:00:00' AND crash_date < '{end}T00:00:00'"
-    response = requests.get(f"{domain}/resource/{dataset}.json",
-                            params={"$select": "count(*)", "$where": where}, timeout=60)
+    response = requests.get(
+        f"{domain}/resource/{dataset}.json",
+        params={"$select": "count(*)", "$where": where},
+        timeout=60,
+    )
     return int(response.json()[0]["count"])
 
 
@@ -185,8 +228,11 @@ def add_months(day: date, months: int) -> date:
 
 def checked(expected: int, **found: int | None) -> str:
     """'ok' when every count found equals the expected one, else what differed."""
-    wrong = [f"{name} {value:,}" if value is not None else f"{name} none"
-             for name, value in found.items() if value != expected]
+    wrong = [
+        f"{name} {value:,}" if value is not None else f"{name} none"
+        for name, value in found.items()
+        if value != expected
+    ]
     return "ok" if not wrong else f"expected {expected:,}, got " + ", ".join(wrong)
 
 
@@ -197,8 +243,9 @@ def fresh_dagster_home(path: Path) -> Path:
     return path
 
 
-def dagster_materialize(target: Sequence[str], select: str, first: date, last: date,
-                        config: dict | None = None) -> list[str]:
+def dagster_materialize(
+    target: Sequence[str], select: str, first: date, last: date, config: dict | None = None
+) -> list[str]:
     """The `dagster asset materialize` command for the inclusive day range first..last."""
     cmd = [sys.executable, "-m", "dagster", "asset", "materialize", *target, "--select", select]
     if first == last:
@@ -210,25 +257,29 @@ def dagster_materialize(target: Sequence[str], select: str, first: date, last: d
     return cmd
 
 
-def run_record(home: Path, asset: str,
-               partition: str | None = None) -> tuple[int, dict[str, object]]:
+def run_record(
+    home: Path, asset: str, partition: str | None = None
+) -> tuple[int, dict[str, object]]:
     """(partitions materialized, metadata of the latest materialization, or of the latest of
     `partition`) in a DAGSTER_HOME."""
     with dg.DagsterInstance.from_config(str(home)) as instance:
         key = dg.AssetKey(asset)
         partitions = instance.get_materialized_partitions(key)
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key,
-                                  asset_partitions=None if partition is None else [partition]),
-            limit=1).records
+            dg.AssetRecordsFilter(
+                asset_key=key, asset_partitions=None if partition is None else [partition]
+            ),
+            limit=1,
+        ).records
         metadata = records[0].asset_materialization.metadata if records else {}
         return len(partitions), {name: value.value for name, value in metadata.items()}
 
 
 def parquet_objects(prefix: str) -> tuple[int, int]:
     """(objects, rows) under s3://BUCKET/prefix, rows summed from the Parquet footers."""
-    fs = pa_fs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL_S3"],
-                            region=os.environ["AWS_DEFAULT_REGION"])
+    fs = pa_fs.S3FileSystem(
+        endpoint_override=os.environ["AWS_ENDPOINT_URL_S3"], region=os.environ["AWS_DEFAULT_REGION"]
+    )
     dataset = pa_ds.dataset(f"{BUCKET}/{prefix}", filesystem=fs, format="parquet")
     return len(dataset.files), dataset.count_rows()
 
@@ -251,15 +302,19 @@ def progress(message: str) -> None:
 
 def stamp() -> str:
     """When, on what and by which command a result was measured."""
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "-uno"],
-                           capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "-uno"], capture_output=True, text=True
+    ).stdout.strip()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     command = " ".join(["python", *sys.argv])
     state = " (modified)" if dirty else ""
-    return (f"Measured {time.strftime('%Y-%m-%d')} at commit {commit}{state} with `{command}`, "
-            f"on {os.cpu_count()} cores and {memory:.0f} GiB.")
+    return (
+        f"Measured {time.strftime('%Y-%m-%d')} at commit {commit}{state} with `{command}`, "
+        f"on {os.cpu_count()} cores and {memory:.0f} GiB."
+    )
 
 
 def run_report(report: Callable[[Path], str], prefix: str, output: Path | None = None) -> int:

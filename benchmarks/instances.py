@@ -48,13 +48,15 @@ class Settings:
     @property
     def label(self) -> str:
         parts = (["subset planned events"] if self.subset else []) + (
-            [f"event batches of {self.batch:,}"] if self.batch else [])
+            [f"event batches of {self.batch:,}"] if self.batch else []
+        )
         return ", ".join(parts) or "defaults"
 
     def env(self) -> dict[str, str]:
-        return {**({"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"} if self.subset
-                   else {}),
-                **({"DAGSTER_EVENT_BATCH_SIZE": str(self.batch)} if self.batch else {})}
+        return {
+            **({"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"} if self.subset else {}),
+            **({"DAGSTER_EVENT_BATCH_SIZE": str(self.batch)} if self.batch else {}),
+        }
 
 
 DEFAULTS = Settings()

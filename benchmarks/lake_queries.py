@@ -52,8 +52,8 @@ import requests
 from generated import CRASHES_PER_DAY, generate, typed
 from report import Target
 
-from nyc_collisions_dagster.lake import query as lake
 from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.lake import query as lake
 from nyc_collisions_dagster.lake.storage import PartitionStore
 
 START = date(2020, 1, 1)  # persons and vehicles are complete from 2016-04 on
@@ -66,8 +66,14 @@ DEFINITIONS = ["-m", "nyc_collisions_dagster.definitions"]
 PROCESSED_SELECT = ",".join(f"processed/{name}" for name in DATASETS)
 LANDING_WRITERS = 8
 # Settings of the caller's shell that would steer a child run elsewhere.
-_CALLER_SETTINGS = ("DAGSTER_HOME", "COLLISIONS_STORAGE_URL", "COLLISIONS_PROCESSED_URL",
-                    "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN")
+_CALLER_SETTINGS = (
+    "DAGSTER_HOME",
+    "COLLISIONS_STORAGE_URL",
+    "COLLISIONS_PROCESSED_URL",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_SESSION_TOKEN",
+)
 
 
 progress = harness.progress
@@ -219,8 +225,9 @@ def land_raw(url: str, window: Window) -> dict[str, dict[str, int]]:
     with ThreadPoolExecutor(LANDING_WRITERS) as pool:
         uploading: list[Future[None]] = []
         for first in window.firsts():
-            generated = generate(first, harness.add_months(first, 1),
-                                 crashes_per_day=CRASHES_PER_DAY)
+            generated = generate(
+                first, harness.add_months(first, 1), crashes_per_day=CRASHES_PER_DAY
+            )
             tables = {name: typed(name, generated.pop(name)) for name in DATASETS}
             for future in uploading:
                 future.result()
@@ -263,8 +270,11 @@ class Bench:
 
 
 def checked(expected: dict[str, int], found: dict[str, int]) -> str:
-    wrong = [f"{name} {found[name]:,} (expected {n:,})" for name, n in expected.items()
-             if found.get(name) != n]
+    wrong = [
+        f"{name} {found[name]:,} (expected {n:,})"
+        for name, n in expected.items()
+        if found.get(name) != n
+    ]
     return "ok" if not wrong else "rows differ: " + ", ".join(wrong)
 
 
@@ -274,33 +284,54 @@ def run_raw_read(bench: Bench, window: Window) -> Run:
     measured = bench.live.measure(cmd, bench.env, "raw-read")
     told = json.loads(measured.stdout.splitlines()[-1])
     check = checked(rows_in(bench.landed, window), told["rows"])
-    label = (f"plain read of the raw day files ({told['files']:,} files, pyarrow, "
-             f"{raw_read.BUILD_READERS} threads)")
+    label = (
+        f"plain read of the raw day files ({told['files']:,} files, pyarrow, "
+        f"{raw_read.BUILD_READERS} threads)"
+    )
     return Run(label, window.months, measured.wall, measured.peak_rss_mb, check)
 
 
 def materialize_cmd(window: Window) -> list[str]:
     first, last = month_key(window.start), month_key(harness.add_months(window.end, -1))
-    partitions = ["--partition", first] if first == last else ["--partition-range",
-                                                               f"{first}...{last}"]
-    return [sys.executable, "-m", "dagster", "asset", "materialize", *DEFINITIONS,
-            "--select", PROCESSED_SELECT, *partitions]
+    partitions = (
+        ["--partition", first] if first == last else ["--partition-range", f"{first}...{last}"]
+    )
+    return [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        *DEFINITIONS,
+        "--select",
+        PROCESSED_SELECT,
+        *partitions,
+    ]
 
 
-def run_build(bench: Bench, window: Window, checkout: Path = harness.REPO,
-              label: str = "processed build") -> tuple[Run, str]:
+def run_build(
+    bench: Bench, window: Window, checkout: Path = harness.REPO, label: str = "processed build"
+) -> tuple[Run, str]:
     """The processed build of the window into a fresh DAGSTER_HOME and prefix, with the package
     of `checkout`; (run, its URL)."""
     name = f"build-{window.months}m-{uuid.uuid4().hex[:6]}"
     home = harness.fresh_dagster_home(bench.scratch / name)
     url = f"{bench.root}/{name}/collisions_processed_data"
-    env = {**bench.env, "DAGSTER_HOME": str(home), "COLLISIONS_STORAGE_URL": bench.raw_url,
-           "COLLISIONS_PROCESSED_URL": url}
+    env = {
+        **bench.env,
+        "DAGSTER_HOME": str(home),
+        "COLLISIONS_STORAGE_URL": bench.raw_url,
+        "COLLISIONS_PROCESSED_URL": url,
+    }
     measured = bench.live.measure(materialize_cmd(window), env, name, cwd=checkout)
     months = f"{window.months} month{'s' if window.months > 1 else ''}"
-    return Run(f"{label}, `dagster asset materialize` ({months})",
-               window.months, measured.wall, measured.peak_rss_mb,
-               check_build(bench, window, url)), url
+    return Run(
+        f"{label}, `dagster asset materialize` ({months})",
+        window.months,
+        measured.wall,
+        measured.peak_rss_mb,
+        check_build(bench, window, url),
+    ), url
 
 
 @contextmanager
@@ -308,21 +339,24 @@ def baseline_checkout(revision: str, scratch: Path) -> Iterator[Path]:
     """A detached worktree of `revision`, removed afterwards."""
     path = scratch / "baseline"
     git = ["git", "-C", str(harness.REPO)]
-    subprocess.run([*git, "worktree", "add", "--detach", str(path), revision], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*git, "worktree", "add", "--detach", str(path), revision], check=True, capture_output=True
+    )
     try:
         yield path
     finally:
-        subprocess.run([*git, "worktree", "remove", "--force", str(path)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [*git, "worktree", "remove", "--force", str(path)], check=True, capture_output=True
+        )
 
 
 def check_build(bench: Bench, window: Window, url: str) -> str:
     """One file per month and dataset, holding exactly the raw rows of those months."""
     prefix = url.removeprefix(f"s3://{harness.BUCKET}/")
     found = {name: harness.parquet_objects(f"{prefix}/{name}") for name in DATASETS}
-    files = [f"{name} {objects}" for name, (objects, _) in found.items()
-             if objects != window.months]
+    files = [
+        f"{name} {objects}" for name, (objects, _) in found.items() if objects != window.months
+    ]
     if files:
         return f"expected {window.months} files each, found " + ", ".join(files)
     return checked(rows_in(bench.landed, window), {n: rows for n, (_, rows) in found.items()})
@@ -361,31 +395,47 @@ class Query:
 def queries(month: date) -> list[Query]:
     following = harness.add_months(month, 1)
     return [
-        Query("a", "injuries by borough and year",
-              """SELECT borough, year(crash_date) AS year, count(*) AS crashes,
+        Query(
+            "a",
+            "injuries by borough and year",
+            """SELECT borough, year(crash_date) AS year, count(*) AS crashes,
                     sum(number_of_persons_injured) AS injured,
                     sum(number_of_persons_killed) AS killed
                  FROM crashes GROUP BY ALL ORDER BY ALL""",
-              # `year` is the Hive folder's: known from the path, read from no file.
-              """SELECT borough, year, count(*) AS crashes,
+            # `year` is the Hive folder's: known from the path, read from no file.
+            """SELECT borough, year, count(*) AS crashes,
                     sum(number_of_persons_injured) AS injured,
                     sum(number_of_persons_killed) AS killed
                  FROM crashes GROUP BY ALL ORDER BY ALL""",
-              20),
-        Query("b", "persons by age band and injury, with the crash's borough",
-              _PERSONS_BY_AGE, _PERSONS_BY_AGE_PROCESSED, 20),
+            20,
+        ),
+        Query(
+            "b",
+            "persons by age band and injury, with the crash's borough",
+            _PERSONS_BY_AGE,
+            _PERSONS_BY_AGE_PROCESSED,
+            20,
+        ),
         # The same question as a user who ignores the carried borough asks it, on both layers.
-        Query("b-join", "the same, joined to crashes on both layers",
-              _PERSONS_BY_AGE, _PERSONS_BY_AGE, 20),
-        Query("c", f"crashes of {month_key(month)} in ZIP {_ZIP}",
-              f"""SELECT {_ZIP_COLUMNS} FROM crashes
+        Query(
+            "b-join",
+            "the same, joined to crashes on both layers",
+            _PERSONS_BY_AGE,
+            _PERSONS_BY_AGE,
+            20,
+        ),
+        Query(
+            "c",
+            f"crashes of {month_key(month)} in ZIP {_ZIP}",
+            f"""SELECT {_ZIP_COLUMNS} FROM crashes
                   WHERE crash_date >= DATE '{month}' AND crash_date < DATE '{following}'
                     AND zip_code = '{_ZIP}' ORDER BY collision_id""",
-              # Filters on the Hive columns, which prune the other months' files unopened.
-              f"""SELECT {_ZIP_COLUMNS} FROM crashes
+            # Filters on the Hive columns, which prune the other months' files unopened.
+            f"""SELECT {_ZIP_COLUMNS} FROM crashes
                   WHERE year = {month.year} AND month = {month.month}
                     AND zip_code = '{_ZIP}' ORDER BY collision_id""",
-              10),
+            10,
+        ),
     ]
 
 
@@ -429,8 +479,11 @@ def measure_query(moto: Moto, query: Query, urls: dict[str, str], repeats: int) 
             moto_started, cpu_started = moto.cpu_seconds(), time.process_time()
             started = time.perf_counter()
             ask(layer, urls[layer], sql[layer])
-            run = (time.perf_counter() - started, time.process_time() - cpu_started,
-                   moto.cpu_seconds() - moto_started)
+            run = (
+                time.perf_counter() - started,
+                time.process_time() - cpu_started,
+                moto.cpu_seconds() - moto_started,
+            )
             best[layer] = min(best.get(layer, run), run)
     counts: dict[str, S3Requests] = {}
     for layer in sql:
@@ -455,22 +508,46 @@ def build_targets(runs: dict[str, Run | None], long_months: int) -> list[Target]
         return None if run is None else getattr(run, attr)
 
     return [
-        Target("processed build wall ÷ plain read of the raw files",
-               ratio(get("build", "wall"), get("read", "wall")), "≤", 2),
-        Target("processed build wall ÷ the build without borough, severity and class columns",
-               ratio(get("build", "wall"), get("baseline", "wall")), "≤", 1.15),
-        Target(f"processed build peak RSS, {long_months} months ÷ 1 month",
-               ratio(get("long", "rss_mb"), get("month", "rss_mb")), "≤", 1.3),
+        Target(
+            "processed build wall ÷ plain read of the raw files",
+            ratio(get("build", "wall"), get("read", "wall")),
+            "≤",
+            2,
+        ),
+        Target(
+            "processed build wall ÷ the build without borough, severity and class columns",
+            ratio(get("build", "wall"), get("baseline", "wall")),
+            "≤",
+            1.15,
+        ),
+        Target(
+            f"processed build peak RSS, {long_months} months ÷ 1 month",
+            ratio(get("long", "rss_mb"), get("month", "rss_mb")),
+            "≤",
+            1.3,
+        ),
     ]
 
 
 def query_targets(answers: list[Answer]) -> list[Target]:
-    speed = [Target(f"({a.query.key}) raw ÷ processed wall",
-                    ratio(a.raw.seconds, a.processed.seconds), "≥", a.query.speedup_target)
-             for a in answers]
-    gets = [Target(f"({a.query.key}) raw ÷ processed S3 GETs",
-                   ratio(a.raw.requests.gets, a.processed.requests.gets), "≥", 20)
-            for a in answers]
+    speed = [
+        Target(
+            f"({a.query.key}) raw ÷ processed wall",
+            ratio(a.raw.seconds, a.processed.seconds),
+            "≥",
+            a.query.speedup_target,
+        )
+        for a in answers
+    ]
+    gets = [
+        Target(
+            f"({a.query.key}) raw ÷ processed S3 GETs",
+            ratio(a.raw.requests.gets, a.processed.requests.gets),
+            "≥",
+            20,
+        )
+        for a in answers
+    ]
     return speed + gets
 
 
@@ -482,16 +559,19 @@ def build_table(runs: dict[str, Run | None]) -> list[str]:
     lines = ["| build run | months | wall s | peak RSS MB | check |", "|---|--:|--:|--:|---|"]
     shown = {id(run): run for run in runs.values() if run is not None}  # long may be the build
     for run in shown.values():
-        lines.append(f"| {run.label} | {run.months} | {run.wall:.1f} | {run.rss_mb:,.0f} | "
-                     f"{run.check} |")
+        lines.append(
+            f"| {run.label} | {run.months} | {run.wall:.1f} | {run.rss_mb:,.0f} | {run.check} |"
+        )
     return lines
 
 
 def query_table(rows: list[tuple[str, Answer]]) -> list[str]:
-    lines = ["| query | rows | raw s | processed s | speed-up | raw GETs (lists) | "
-             "processed GETs (lists) | fewer GETs | objects read raw / processed | "
-             "HEADs raw / processed | answers |",
-             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    lines = [
+        "| query | rows | raw s | processed s | speed-up | raw GETs (lists) | "
+        "processed GETs (lists) | fewer GETs | objects read raw / processed | "
+        "HEADs raw / processed | answers |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
     for label, a in rows:
         raw, processed = a.raw.requests, a.processed.requests
         lines.append(
@@ -499,20 +579,28 @@ def query_table(rows: list[tuple[str, Answer]]) -> list[str]:
             f"{a.raw.seconds / a.processed.seconds:.1f}× | {raw.gets:,} ({raw.lists}) | "
             f"{processed.gets:,} ({processed.lists}) | {raw.gets / processed.gets:.1f}× | "
             f"{raw.objects:,} / {processed.objects:,} | {raw.heads} / {processed.heads} | "
-            f"{verdict(a.same)} |")
+            f"{verdict(a.same)} |"
+        )
     return lines
 
 
 def cpu_table(rows: list[tuple[str, Answer]]) -> list[str]:
     """Where a query's time goes on loopback: this process's CPU and moto's, per layer."""
-    lines = ["| query | raw: this process / moto CPU s | processed: this process / moto CPU s "
-             "| moto ms per request, raw / processed |", "|---|--:|--:|--:|"]
+    lines = [
+        "| query | raw: this process / moto CPU s | processed: this process / moto CPU s "
+        "| moto ms per request, raw / processed |",
+        "|---|--:|--:|--:|",
+    ]
     for label, a in rows:
-        per_request = [1000 * t.moto_cpu / max(t.requests.gets + t.requests.heads, 1)
-                       for t in (a.raw, a.processed)]
-        lines.append(f"| {label} | {a.raw.cpu:.2f} / {a.raw.moto_cpu:.2f} | "
-                     f"{a.processed.cpu:.2f} / {a.processed.moto_cpu:.2f} | "
-                     f"{per_request[0]:.1f} / {per_request[1]:.1f} |")
+        per_request = [
+            1000 * t.moto_cpu / max(t.requests.gets + t.requests.heads, 1)
+            for t in (a.raw, a.processed)
+        ]
+        lines.append(
+            f"| {label} | {a.raw.cpu:.2f} / {a.raw.moto_cpu:.2f} | "
+            f"{a.processed.cpu:.2f} / {a.processed.moto_cpu:.2f} | "
+            f"{per_request[0]:.1f} / {per_request[1]:.1f} |"
+        )
     return lines
 
 
@@ -524,11 +612,25 @@ def target_table(goals: list[Target]) -> list[str]:
     return lines
 
 
-def markdown(context: list[str], runs: dict[str, Run | None], answers: list[Answer],
-             goals: list[Target], diagnose: bool) -> str:
+def markdown(
+    context: list[str],
+    runs: dict[str, Run | None],
+    answers: list[Answer],
+    goals: list[Target],
+    diagnose: bool,
+) -> str:
     rows = [(f"({a.query.key}) {a.query.title}", a) for a in answers]
-    lines = ["## Processed layer benchmark", "", *context, "", *build_table(runs), "",
-             *query_table(rows), "", *target_table(goals)]
+    lines = [
+        "## Processed layer benchmark",
+        "",
+        *context,
+        "",
+        *build_table(runs),
+        "",
+        *query_table(rows),
+        "",
+        *target_table(goals),
+    ]
     if diagnose:
         lines += ["", "### Where the queries' CPU goes (`--diagnose`)", "", *cpu_table(rows)]
     return "\n".join(lines)
@@ -537,8 +639,9 @@ def markdown(context: list[str], runs: dict[str, Run | None], answers: list[Answ
 # --- the benchmark ------------------------------------------------------------------------------
 
 
-def measure_builds(bench: Bench, window: Window,
-                   baseline: Path) -> tuple[dict[str, Run | None], str | None]:
+def measure_builds(
+    bench: Bench, window: Window, baseline: Path
+) -> tuple[dict[str, Run | None], str | None]:
     """Plain read, full build and the baseline's, then the 1-month and long builds; (runs, the
     full build's URL)."""
     built: list[str] = []
@@ -553,43 +656,54 @@ def measure_builds(bench: Bench, window: Window,
         "build": harness.attempt(f"processed build, {window.months} months", full),
         "baseline": harness.attempt(
             f"baseline build, {window.months} months",
-            lambda: run_build(bench, window, baseline, "build without the answer columns")[0]),
-        "month": harness.attempt("processed build, 1 month",
-                         lambda: run_build(bench, window.prefix(1))[0]),
+            lambda: run_build(bench, window, baseline, "build without the answer columns")[0],
+        ),
+        "month": harness.attempt(
+            "processed build, 1 month", lambda: run_build(bench, window.prefix(1))[0]
+        ),
     }
     long_months = min(RSS_LONG_MONTHS, window.months)
     if long_months == window.months:  # the full build is the long run: no need to repeat it
         runs["long"] = runs["build"]
     else:
-        runs["long"] = harness.attempt(f"processed build, {long_months} months",
-                               lambda: run_build(bench, window.prefix(long_months))[0])
+        runs["long"] = harness.attempt(
+            f"processed build, {long_months} months",
+            lambda: run_build(bench, window.prefix(long_months))[0],
+        )
     return runs, (built[0] if built else None)
 
 
-def measure_queries(moto: Moto, window: Window, urls: dict[str, str],
-                    repeats: int) -> list[Answer]:
+def measure_queries(moto: Moto, window: Window, urls: dict[str, str], repeats: int) -> list[Answer]:
     # A month in the middle of the window.
     month = harness.add_months(window.start, window.months // 2)
     answers = []
     for query in queries(month):
         progress(f"... query ({query.key}) {query.title}")
         answer = measure_query(moto, query, urls, repeats)
-        progress(f"    raw {answer.raw.seconds:.2f} s, {answer.raw.requests.gets:,} GETs; "
-                 f"processed {answer.processed.seconds:.3f} s, "
-                 f"{answer.processed.requests.gets:,} GETs; "
-                 f"answers {verdict(answer.same)}")
+        progress(
+            f"    raw {answer.raw.seconds:.2f} s, {answer.raw.requests.gets:,} GETs; "
+            f"processed {answer.processed.seconds:.3f} s, "
+            f"{answer.processed.requests.gets:,} GETs; "
+            f"answers {verdict(answer.same)}"
+        )
         answers.append(answer)
     return answers
 
 
 def per_day(landed: dict[str, dict[str, int]], window: Window) -> str:
     rows = rows_in(landed, window)
-    return ", ".join(f"{name} {rows[name]:,} ({rows[name] / window.days:,.0f} a day)"
-                     for name in DATASETS)
+    return ", ".join(
+        f"{name} {rows[name]:,} ({rows[name] / window.days:,.0f} a day)" for name in DATASETS
+    )
 
 
-def context_lines(args: argparse.Namespace, window: Window, landed: dict[str, dict[str, int]],
-                  answers: list[Answer], seconds: float) -> list[str]:
+def context_lines(
+    args: argparse.Namespace,
+    window: Window,
+    landed: dict[str, dict[str, int]],
+    answers: list[Answer],
+    seconds: float,
+) -> list[str]:
     last = window.end - timedelta(days=1)
     flags = " --quick" if args.quick else f" --months {args.months}" if args.months != 48 else ""
     flags += " --diagnose" if args.diagnose else ""
@@ -609,8 +723,11 @@ def context_lines(args: argparse.Namespace, window: Window, landed: dict[str, di
     if unparsed:
         lines += ["", f"{unparsed} recorder lines could not be read: counts are lower bounds."]
     if args.quick:
-        lines += ["", "`--quick` is a smoke test: over a few months the raw layer has few files, "
-                  "so the query targets are not expected to pass."]
+        lines += [
+            "",
+            "`--quick` is a smoke test: over a few months the raw layer has few files, "
+            "so the query targets are not expected to pass.",
+        ]
     return lines
 
 
@@ -646,10 +763,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="3 months: a smoke test")
     parser.add_argument("--months", type=int, default=48, help="months from 2020-01 (default 48)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each query")
-    parser.add_argument("--baseline", default=BASELINE,
-                        help="the revision whose build is measured beside this checkout's")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="also report where each query's CPU goes")
+    parser.add_argument(
+        "--baseline",
+        default=BASELINE,
+        help="the revision whose build is measured beside this checkout's",
+    )
+    parser.add_argument(
+        "--diagnose", action="store_true", help="also report where each query's CPU goes"
+    )
     return parser.parse_args()
 
 

@@ -84,34 +84,67 @@ progress = harness.progress
 
 def run_original(bench: Bench, mode: str, start: date, end: date) -> Result:
     key = f"bench/{mode}-{uuid.uuid4().hex[:8]}.csv"
-    cmd = [sys.executable, str(ORIGINALS), mode, "--domain", bench.domain,
-           "--start", str(start), "--end", str(end), "--key", key]
+    cmd = [
+        sys.executable,
+        str(ORIGINALS),
+        mode,
+        "--domain",
+        bench.domain,
+        "--start",
+        str(start),
+        "--end",
+        str(end),
+        "--key",
+        key,
+    ]
     measured = bench.live.measure(cmd, bench.env, mode)
     told = json.loads(measured.stdout.splitlines()[-1])
     expected = harness.source_rows(bench.domain, start, end)
-    return Result(measured.wall, told["rows"], told["requests"], measured.peak_rss_mb,
-                  harness.checked(expected, csv_rows=harness.csv_object_rows(key)))
+    return Result(
+        measured.wall,
+        told["rows"],
+        told["requests"],
+        measured.peak_rss_mb,
+        harness.checked(expected, csv_rows=harness.csv_object_rows(key)),
+    )
 
 
 def wire_cmd(bench: Bench, start: date, end: date, fmt: str) -> list[str]:
-    return [sys.executable, str(ORIGINALS), "wire", "--domain", bench.domain,
-            "--start", str(start), "--end", str(end), "--format", fmt]
+    return [
+        sys.executable,
+        str(ORIGINALS),
+        "wire",
+        "--domain",
+        bench.domain,
+        "--start",
+        str(start),
+        "--end",
+        str(end),
+        "--format",
+        fmt,
+    ]
 
 
 def warm_up(bench: Bench, end: date) -> None:
     """Every row once as JSON and as CSV, untimed: the server renders a row once per format and
     caches it, so without this pass whichever run came first would pay for the runs after it."""
     progress("... warm-up of the server's caches")
-    bench.live.run_together({f"warm-up-{fmt}": wire_cmd(bench, START, end, fmt)
-                             for fmt in ("json", "csv")}, bench.env)
+    bench.live.run_together(
+        {f"warm-up-{fmt}": wire_cmd(bench, START, end, fmt) for fmt in ("json", "csv")}, bench.env
+    )
 
 
 def run_wire(bench: Bench, start: date, end: date) -> Result:
     measured = bench.live.measure(wire_cmd(bench, start, end, "csv"), bench.env, "wire")
     told = json.loads(measured.stdout.splitlines()[-1])
     expected = harness.source_rows(bench.domain, start, end)
-    return Result(measured.wall, told["rows"], told["requests"], measured.peak_rss_mb,
-                  harness.checked(expected, rows=told["rows"]))
+    return Result(
+        measured.wall,
+        told["rows"],
+        told["requests"],
+        measured.peak_rss_mb,
+        harness.checked(expected, rows=told["rows"]),
+    )
 
 
 def run_dlt(bench: Bench, mode: str, start: date, end: date) -> Result:
@@ -120,31 +153,59 @@ def run_dlt(bench: Bench, mode: str, start: date, end: date) -> Result:
     count alone."""
     name = f"dlt-{mode}-{uuid.uuid4().hex[:8]}"
     out = bench.scratch / name
-    cmd = [sys.executable, str(DLT_PEER), mode, "--domain", bench.domain,
-           "--start", str(start), "--end", str(end), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(DLT_PEER),
+        mode,
+        "--domain",
+        bench.domain,
+        "--start",
+        str(start),
+        "--end",
+        str(end),
+        "--out",
+        str(out),
+    ]
     measured = bench.live.measure(cmd, bench.env, name)
     told = json.loads(measured.stdout.splitlines()[-1])
     rows, keys = harness.local_parquet_rows(Path(told["table"]), "collision_id")
     shutil.rmtree(out)
     expected = harness.source_rows(bench.domain, start, end)
-    return Result(measured.wall, rows, told["requests"], measured.peak_rss_mb,
-                  harness.checked(expected, rows=rows, distinct_keys=keys, dlt_rows=told["rows"]))
+    return Result(
+        measured.wall,
+        rows,
+        told["requests"],
+        measured.peak_rss_mb,
+        harness.checked(expected, rows=rows, distinct_keys=keys, dlt_rows=told["rows"]),
+    )
 
 
-def run_project(bench: Bench, start: date, end: date, config: dict | None = None,
-                soda3: bool = False, dagster_env: dict[str, str] | None = None) -> Result:
+def run_project(
+    bench: Bench,
+    start: date,
+    end: date,
+    config: dict | None = None,
+    soda3: bool = False,
+    dagster_env: dict[str, str] | None = None,
+) -> Result:
     """`dagster asset materialize` of crashes over [start, end) into a fresh home and prefix,
     on SODA 2.1 (the default setting, auto) or on SODA3, with Dagster's own settings from
     `dagster_env`."""
     name = f"project-{uuid.uuid4().hex[:8]}"
     home = harness.fresh_dagster_home(bench.scratch / name)
     prefix = f"bench/{name}"
-    env = {**bench.env, "DAGSTER_HOME": str(home), "SOCRATA_DOMAIN": bench.domain,
-           "COLLISIONS_STORAGE_URL": f"s3://{harness.BUCKET}/{prefix}", **(dagster_env or {})}
+    env = {
+        **bench.env,
+        "DAGSTER_HOME": str(home),
+        "SOCRATA_DOMAIN": bench.domain,
+        "COLLISIONS_STORAGE_URL": f"s3://{harness.BUCKET}/{prefix}",
+        **(dagster_env or {}),
+    }
     if soda3:
         env |= {"SOCRATA_API": "soda3", "SOCRATA_APP_TOKEN": "benchmark-app-token"}
-    cmd = harness.dagster_materialize(PROJECT_TARGET, "crashes", start,
-                                      end - timedelta(days=1), config)
+    cmd = harness.dagster_materialize(
+        PROJECT_TARGET, "crashes", start, end - timedelta(days=1), config
+    )
     measured = bench.live.measure(cmd, env, name)
     partitions, metadata = harness.run_record(home, "crashes")
     objects, rows = harness.parquet_objects(f"{prefix}/crashes")
@@ -158,12 +219,18 @@ def run_project(bench: Bench, start: date, end: date, config: dict | None = None
 def run_floor(bench: Bench, start: date, end: date) -> Result:
     name = f"floor-{uuid.uuid4().hex[:8]}"
     home = harness.fresh_dagster_home(bench.scratch / name)
-    cmd = harness.dagster_materialize(["-f", str(FLOOR_MODULE)], "floor_crashes", start,
-                                      end - timedelta(days=1))
+    cmd = harness.dagster_materialize(
+        ["-f", str(FLOOR_MODULE)], "floor_crashes", start, end - timedelta(days=1)
+    )
     measured = bench.live.measure(cmd, {**bench.env, "DAGSTER_HOME": str(home)}, name)
     partitions, _ = harness.run_record(home, "floor_crashes")
-    return Result(measured.wall, 0, 0, measured.peak_rss_mb,
-                  harness.checked((end - start).days, partitions=partitions))
+    return Result(
+        measured.wall,
+        0,
+        0,
+        measured.peak_rss_mb,
+        harness.checked((end - start).days, partitions=partitions),
+    )
 
 
 def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[[], Result]]]:
@@ -173,24 +240,35 @@ def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[
     long_end = min(end, harness.add_months(START, 24))
     runs = {
         "brute": ("original brute force", partial(run_original, bench, "brute", START, end)),
-        "threaded": ("original multithreaded",
-                     partial(run_original, bench, "threaded", START, end)),
-        "sequential": ("project, max_workers=1",
-                       partial(run_project, bench, START, end, SEQUENTIAL)),
+        "threaded": (
+            "original multithreaded",
+            partial(run_original, bench, "threaded", START, end),
+        ),
+        "sequential": (
+            "project, max_workers=1",
+            partial(run_project, bench, START, end, SEQUENTIAL),
+        ),
         "project": ("project, defaults", partial(run_project, bench, START, end)),
-        "subset": ("project, defaults, subset planned events",
-                   partial(run_project, bench, START, end, dagster_env=SUBSET_PLANNING)),
-        "soda3": ("project, defaults, SODA3",
-                  partial(run_project, bench, START, end, soda3=True)),
+        "subset": (
+            "project, defaults, subset planned events",
+            partial(run_project, bench, START, end, dagster_env=SUBSET_PLANNING),
+        ),
+        "soda3": ("project, defaults, SODA3", partial(run_project, bench, START, end, soda3=True)),
         "dlt": ("dlt rest_api, offset paging", partial(run_dlt, bench, "rest_api", START, end)),
-        "dlt_arrow": ("dlt, Arrow pages in 8 windows",
-                      partial(run_dlt, bench, "arrow", START, end)),
+        "dlt_arrow": (
+            "dlt, Arrow pages in 8 windows",
+            partial(run_dlt, bench, "arrow", START, end),
+        ),
         "wire": ("wire floor", partial(run_wire, bench, START, end)),
         "floor": ("Dagster floor", partial(run_floor, bench, START, end)),
-        "month": ("project, 1 month",
-                  partial(run_project, bench, START, harness.add_months(START, 1))),
-        "long": (f"project, {months_between(START, long_end)} months",
-                 partial(run_project, bench, START, long_end)),
+        "month": (
+            "project, 1 month",
+            partial(run_project, bench, START, harness.add_months(START, 1)),
+        ),
+        "long": (
+            f"project, {months_between(START, long_end)} months",
+            partial(run_project, bench, START, long_end),
+        ),
         "one": ("project, 1 partition", partial(run_project, bench, last, end)),
         "floor_one": ("Dagster floor, 1 partition", partial(run_floor, bench, last, end)),
     }
@@ -204,42 +282,57 @@ def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--years", type=int, default=4, help="window from 2021-01-01 (default 4)")
-    parser.add_argument("--quick", action="store_true",
-                        help="3 months, no sequential or 1-month runs: a smoke test")
-    parser.add_argument("--only", help="comma-separated runs to measure, e.g. project,month,long "
-                        "(keys: brute, threaded, sequential, project, subset, soda3, dlt, "
-                        "dlt_arrow, wire, floor, month, long, one, floor_one)")
-    parser.add_argument("--models", default=",".join(MODELS),
-                        help="server models, measured one after the other: sleep (the row cost "
-                        "is waited) and cpu (it is CPU work). The first gets every run, the "
-                        f"others only {', '.join(PEER_RUNS)} (default {','.join(MODELS)})")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 months, no sequential or 1-month runs: a smoke test"
+    )
+    parser.add_argument(
+        "--only",
+        help="comma-separated runs to measure, e.g. project,month,long "
+        "(keys: brute, threaded, sequential, project, subset, soda3, dlt, "
+        "dlt_arrow, wire, floor, month, long, one, floor_one)",
+    )
+    parser.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help="server models, measured one after the other: sleep (the row cost "
+        "is waited) and cpu (it is CPU work). The first gets every run, the "
+        f"others only {', '.join(PEER_RUNS)} (default {','.join(MODELS)})",
+    )
     parser.add_argument("--latency", type=float, default=0.5, help="server seconds per request")
-    parser.add_argument("--row-cost", type=float, default=0.00005,
-                        help="server seconds per row served")
-    parser.add_argument("--max-concurrent", type=int, default=8,
-                        help="requests the server serves at once")
+    parser.add_argument(
+        "--row-cost", type=float, default=0.00005, help="server seconds per row served"
+    )
+    parser.add_argument(
+        "--max-concurrent", type=int, default=8, help="requests the server serves at once"
+    )
     return parser.parse_args()
 
 
 def benchmark(args: argparse.Namespace, scratch: Path) -> str:
     end = harness.add_months(START, 3 if args.quick else 12 * args.years)
     models = args.models.split(",")
-    return "\n\n".join(measure(args, scratch, end, model, first=model == models[0])
-                       for model in models)
+    return "\n\n".join(
+        measure(args, scratch, end, model, first=model == models[0]) for model in models
+    )
 
 
-def measure(args: argparse.Namespace, scratch: Path, end: date, model: str,
-            first: bool) -> str:
+def measure(args: argparse.Namespace, scratch: Path, end: date, model: str, first: bool) -> str:
     """One server model's runs and their report; a model after the first gets PEER_RUNS only."""
     days = (end - START).days
     with harness.Processes(scratch) as live:
         progress(f"[{model} model] starting the SODA server ({days} days of crashes) and moto S3")
-        domain, aws_env = harness.start_services(live, START, end, args.latency, args.row_cost,
-                                                 args.max_concurrent, model)
+        domain, aws_env = harness.start_services(
+            live, START, end, args.latency, args.row_cost, args.max_concurrent, model
+        )
         total = harness.source_rows(domain, START, end)
         env = {**os.environ, **aws_env}
-        for name in ("DAGSTER_HOME", "SOCRATA_DOMAIN", "SOCRATA_APP_TOKEN", "SOCRATA_API",
-                     "COLLISIONS_STORAGE_URL"):
+        for name in (
+            "DAGSTER_HOME",
+            "SOCRATA_DOMAIN",
+            "SOCRATA_APP_TOKEN",
+            "SOCRATA_API",
+            "COLLISIONS_STORAGE_URL",
+        ):
             env.pop(name, None)  # nothing from the caller's shell steers a run
         bench = Bench(live, domain, env, scratch)
         warm_up(bench, end)
@@ -263,8 +356,9 @@ def measure(args: argparse.Namespace, scratch: Path, end: date, model: str,
     goals = targets(results, min(24, months_between(START, end))) if first else []
     goals += peer_targets(results, with_threaded=not first)
     notes = floor_notes(results, days) + soda3_notes(results) + dlt_notes(results, labels)
-    return markdown(f"Mass upload benchmark, {model} server model", context, labels, results,
-                    goals, notes)
+    return markdown(
+        f"Mass upload benchmark, {model} server model", context, labels, results, goals, notes
+    )
 
 
 def soda3_notes(results: dict[str, Result | None]) -> list[str]:
@@ -272,9 +366,11 @@ def soda3_notes(results: dict[str, Result | None]) -> list[str]:
     soda2, soda3 = results.get("project"), results.get("soda3")
     if soda2 is None or soda3 is None:
         return []
-    return [f"SODA3: {soda3.wall:.1f} s against SODA 2.1's {soda2.wall:.1f} s "
-            f"({soda3.wall / soda2.wall:.2f}x), {soda3.requests} requests against "
-            f"{soda2.requests}, peak RSS {soda3.rss_mb:.0f} MB against {soda2.rss_mb:.0f} MB."]
+    return [
+        f"SODA3: {soda3.wall:.1f} s against SODA 2.1's {soda2.wall:.1f} s "
+        f"({soda3.wall / soda2.wall:.2f}x), {soda3.requests} requests against "
+        f"{soda2.requests}, peak RSS {soda3.rss_mb:.0f} MB against {soda2.rss_mb:.0f} MB."
+    ]
 
 
 def floor_notes(results: dict[str, Result | None], days: int) -> list[str]:
@@ -283,10 +379,12 @@ def floor_notes(results: dict[str, Result | None], days: int) -> list[str]:
     if floor is None or one is None or days < 2:
         return []
     per_day = (floor.wall - one.wall) / (days - 1)
-    return [f"Dagster floor: {one.wall:.1f} s for one partition, then "
-            f"{per_day * 1000:.1f} ms per further partition (default SQLite instance). "
-            "Wall times include each command's start-up; peak RSS is each run's largest "
-            "process; requests are counted by the client, or read from the run's metadata."]
+    return [
+        f"Dagster floor: {one.wall:.1f} s for one partition, then "
+        f"{per_day * 1000:.1f} ms per further partition (default SQLite instance). "
+        "Wall times include each command's start-up; peak RSS is each run's largest "
+        "process; requests are counted by the client, or read from the run's metadata."
+    ]
 
 
 def main() -> int:

@@ -28,8 +28,11 @@ from requests.adapters import HTTPAdapter
 
 CRASHES = "h9gi-nx95"
 # The stored order of each dataset: crash day, then its unique key.
-ORDERS = {CRASHES: "crash_date,collision_id", "f55k-p6yu": "crash_date,unique_id",
-          "bm4k-52h4": "crash_date,unique_id"}
+ORDERS = {
+    CRASHES: "crash_date,collision_id",
+    "f55k-p6yu": "crash_date,unique_id",
+    "bm4k-52h4": "crash_date,unique_id",
+}
 BUCKET = "nyc-application-collisions"
 GUIDE_PAGE = 5_000
 WIRE_PAGE = 50_000
@@ -64,8 +67,9 @@ def sodapy_client(domain: str) -> sodapy.Socrata:
 def guide_page(client: sodapy.Socrata, where: str, counter: Counter) -> Callable[[int], list]:
     def fetch(offset: int) -> list[dict]:
         counter.add()
-        return client.get(CRASHES, where=where, order="collision_id",
-                          limit=GUIDE_PAGE, offset=offset)
+        return client.get(
+            CRASHES, where=where, order="collision_id", limit=GUIDE_PAGE, offset=offset
+        )
 
     return fetch
 
@@ -103,32 +107,44 @@ def upload_csv(records: list[dict], key: str) -> int:
     return len(frame)
 
 
-def wire(domain: str, where: str, fmt: str, counter: Counter,
-         datasets: Sequence[str] = (CRASHES,)) -> int:
+def wire(
+    domain: str, where: str, fmt: str, counter: Counter, datasets: Sequence[str] = (CRASHES,)
+) -> int:
     """Every row once over plain concurrent GETs; returns the rows seen, nothing is kept."""
     session = requests.Session()
     session.mount(domain, HTTPAdapter(pool_maxsize=WIRE_THREADS))
 
     def total(dataset: str) -> int:
         counter.add()
-        count = session.get(f"{domain}/resource/{dataset}.json",
-                            params={"$select": "count(*)", "$where": where},
-                            timeout=TIMEOUT_SECONDS)
+        count = session.get(
+            f"{domain}/resource/{dataset}.json",
+            params={"$select": "count(*)", "$where": where},
+            timeout=TIMEOUT_SECONDS,
+        )
         return int(count.json()[0]["count"])
 
     def fetch(dataset: str, offset: int) -> int:
         counter.add()
-        params = {"$where": where, "$order": ORDERS[dataset],
-                  "$limit": str(WIRE_PAGE), "$offset": str(offset)}
-        with session.get(f"{domain}/resource/{dataset}.{fmt}", params=params, stream=True,
-                         timeout=TIMEOUT_SECONDS) as response:
+        params = {
+            "$where": where,
+            "$order": ORDERS[dataset],
+            "$limit": str(WIRE_PAGE),
+            "$offset": str(offset),
+        }
+        with session.get(
+            f"{domain}/resource/{dataset}.{fmt}",
+            params=params,
+            stream=True,
+            timeout=TIMEOUT_SECONDS,
+        ) as response:
             response.raise_for_status()
             lines = sum(chunk.count(b"\n") for chunk in response.iter_content(1 << 20))
         # A CSV body has a header line; a JSON body one line per row.
         return lines - 1 if fmt == "csv" else lines
 
-    pages = [(dataset, offset) for dataset in datasets
-             for offset in range(0, total(dataset), WIRE_PAGE)]
+    pages = [
+        (dataset, offset) for dataset in datasets for offset in range(0, total(dataset), WIRE_PAGE)
+    ]
     with ThreadPoolExecutor(WIRE_THREADS) as pool:
         return sum(pool.map(lambda page: fetch(*page), pages))
 
@@ -141,8 +157,9 @@ def main() -> None:
     parser.add_argument("--end", type=date.fromisoformat, required=True, help="exclusive")
     parser.add_argument("--key", help="S3 key of the CSV (brute, threaded)")
     parser.add_argument("--format", default="csv", choices=["csv", "json"], help="wire only")
-    parser.add_argument("--datasets", default=CRASHES,
-                        help="wire only: dataset ids, comma-separated")
+    parser.add_argument(
+        "--datasets", default=CRASHES, help="wire only: dataset ids, comma-separated"
+    )
     args = parser.parse_args()
     where, counter = window_where(args.start, args.end), Counter()
     if args.mode == "wire":

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))  # the suite's SODA server and row generator
 
 from nyc_collisions_dagster.constants import DATASETS  # noqa: E402
 from nyc_collisions_dagster.raw.assets import collision_assets  # noqa: E402
-from nyc_collisions_dagster.raw.fetching import count_by_day  # noqa: E402
+from nyc_collisions_dagster.raw.planning import count_by_day  # noqa: E402
 from nyc_collisions_dagster.raw.reconciliation import (  # noqa: E402
     lake_check_keys,
     lake_counts,
@@ -44,8 +44,8 @@ from nyc_collisions_dagster.raw.reconciliation import (  # noqa: E402
 from nyc_collisions_dagster.raw.reconciliation_sensor import reconciliation_sensor  # noqa: E402
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager  # noqa: E402
 from nyc_collisions_dagster.resources.socrata import SocrataResource  # noqa: E402
-from nyc_collisions_dagster_tests.generator import FIELDS, generate  # noqa: E402
-from nyc_collisions_dagster_tests.soda_server import SodaServer  # noqa: E402
+from nyc_collisions_dagster_tests.soda_fake.generator import FIELDS, generate  # noqa: E402
+from nyc_collisions_dagster_tests.soda_fake.server import SodaServer  # noqa: E402
 
 OFF_BY_ONE = {"crashes": 5, "persons": 3, "vehicles": 2}  # days recorded one row off, spread out
 NEVER_LANDED = 3  # the last days of vehicles
@@ -162,25 +162,30 @@ def report(
         return [e.passed for e in run.get_asset_check_evaluations()]
 
     tick_s, result = best_of_three(tick)
-    wanted = {(k.to_user_string(), r.partition_key) for r in result.run_requests
-              for k in r.asset_selection}
+    wanted = {
+        (k.to_user_string(), r.partition_key)
+        for r in result.run_requests
+        for k in r.asset_selection
+    }
     expected = {(name, day.isoformat()) for name, found in off.items() for day in found}
     source_s, _ = best_of_three(source)
     lake_s, partitions = best_of_three(lake)
     check_s, passed = best_of_three(check)
-    return "\n".join([
-        "| reconciliation, full history of 3 datasets | seconds | check |",
-        "|---|--:|---|",
-        f"| reconciliation_sensor tick ({partitions:,} landed partitions) | {tick_s:.1f} | "
-        f"{'ok' if wanted == expected else f'requested {sorted(wanted)}'} |",
-        f"| part, alone: 3 grouped count queries, one at a time (0.5 s a request) | "
-        f"{source_s:.1f} | |",
-        f"| part, alone: Dagster's recorded row counts of {partitions:,} partitions | "
-        f"{lake_s:.1f} | |",
-        f"| lake_matches_source on its own, 3 steps one after another (an in-process run) | "
-        f"{check_s:.1f} | "
-        f"{'ok' if len(passed) == 3 and not any(passed) else passed} |",
-    ])
+    return "\n".join(
+        [
+            "| reconciliation, full history of 3 datasets | seconds | check |",
+            "|---|--:|---|",
+            f"| reconciliation_sensor tick ({partitions:,} landed partitions) | {tick_s:.1f} | "
+            f"{'ok' if wanted == expected else f'requested {sorted(wanted)}'} |",
+            f"| part, alone: 3 grouped count queries, one at a time (0.5 s a request) | "
+            f"{source_s:.1f} | |",
+            f"| part, alone: Dagster's recorded row counts of {partitions:,} partitions | "
+            f"{lake_s:.1f} | |",
+            f"| lake_matches_source on its own, 3 steps one after another (an in-process run) | "
+            f"{check_s:.1f} | "
+            f"{'ok' if len(passed) == 3 and not any(passed) else passed} |",
+        ]
+    )
 
 
 if __name__ == "__main__":

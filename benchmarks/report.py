@@ -52,8 +52,12 @@ def _getter(results: Mapping[str, Result | None]) -> Callable[[str, str], float 
 
 def _threaded_target(results: Mapping[str, Result | None], project: str = "project") -> Target:
     get = _getter(results)
-    return Target(f"original multithreaded wall ÷ {PROJECT_RUNS[project]} wall",
-                  _ratio(get("threaded", "wall"), get(project, "wall")), "≥", 1.25)
+    return Target(
+        f"original multithreaded wall ÷ {PROJECT_RUNS[project]} wall",
+        _ratio(get("threaded", "wall"), get(project, "wall")),
+        "≥",
+        1.25,
+    )
 
 
 def targets(results: Mapping[str, Result | None], long_months: int) -> list[Target]:
@@ -62,18 +66,37 @@ def targets(results: Mapping[str, Result | None], long_months: int) -> list[Targ
     wire, floor = get("wire", "wall"), get("floor", "wall")
     rows = get("project", "rows")
     return [
-        Target("project wall ÷ (wire floor + Dagster floor)",
-               _ratio(get("project", "wall"), None if None in (wire, floor) else wire + floor),
-               "≤", 1.2),
+        Target(
+            "project wall ÷ (wire floor + Dagster floor)",
+            _ratio(get("project", "wall"), None if None in (wire, floor) else wire + floor),
+            "≤",
+            1.2,
+        ),
         _threaded_target(results),
-        Target(f"project peak RSS, {long_months}-month range ÷ 1-month range",
-               _ratio(get("long", "rss_mb"), get("month", "rss_mb")), "≤", 1.3),
-        Target("project peak RSS ÷ original multithreaded peak RSS",
-               _ratio(get("project", "rss_mb"), get("threaded", "rss_mb")), "≤", 0.5),
-        Target("requests per million rows (project)",
-               _ratio(get("project", "requests"), rows / 1e6 if rows else None), "≤", 30),
-        Target("one-partition project run ÷ one-partition Dagster floor",
-               _ratio(get("one", "wall"), get("floor_one", "wall")), "≤", 1.5),
+        Target(
+            f"project peak RSS, {long_months}-month range ÷ 1-month range",
+            _ratio(get("long", "rss_mb"), get("month", "rss_mb")),
+            "≤",
+            1.3,
+        ),
+        Target(
+            "project peak RSS ÷ original multithreaded peak RSS",
+            _ratio(get("project", "rss_mb"), get("threaded", "rss_mb")),
+            "≤",
+            0.5,
+        ),
+        Target(
+            "requests per million rows (project)",
+            _ratio(get("project", "requests"), rows / 1e6 if rows else None),
+            "≤",
+            30,
+        ),
+        Target(
+            "one-partition project run ÷ one-partition Dagster floor",
+            _ratio(get("one", "wall"), get("floor_one", "wall")),
+            "≤",
+            1.5,
+        ),
     ]
 
 
@@ -89,10 +112,18 @@ def peer_targets(results: Mapping[str, Result | None], with_threaded: bool) -> l
         if results.get(key) is None:
             continue
         goals += [
-            Target(f"{name} wall ÷ best dlt wall",
-                   _ratio(get(key, "wall"), min(walls, default=None)), "≤", 0.8),
-            Target(f"{name} peak RSS ÷ smallest dlt peak RSS",
-                   _ratio(get(key, "rss_mb"), min(rss, default=None)), "≤", 0.8),
+            Target(
+                f"{name} wall ÷ best dlt wall",
+                _ratio(get(key, "wall"), min(walls, default=None)),
+                "≤",
+                0.8,
+            ),
+            Target(
+                f"{name} peak RSS ÷ smallest dlt peak RSS",
+                _ratio(get(key, "rss_mb"), min(rss, default=None)),
+                "≤",
+                0.8,
+            ),
         ]
         if with_threaded or key != "project":
             goals.append(_threaded_target(results, key))
@@ -101,25 +132,42 @@ def peer_targets(results: Mapping[str, Result | None], with_threaded: bool) -> l
 
 def dlt_notes(results: Mapping[str, Result | None], labels: Mapping[str, str]) -> list[str]:
     """The project against each dlt run on its own, beside the targets' best of them."""
-    return [f"{labels[mine]} ÷ {labels[key]}: wall {project.wall / r.wall:.2f}, peak RSS "
-            f"{project.rss_mb / r.rss_mb:.2f}."
-            for mine in PROJECT_RUNS if (project := results.get(mine)) is not None
-            for key in DLT_RUNS if (r := results.get(key)) is not None]
+    return [
+        f"{labels[mine]} ÷ {labels[key]}: wall {project.wall / r.wall:.2f}, peak RSS "
+        f"{project.rss_mb / r.rss_mb:.2f}."
+        for mine in PROJECT_RUNS
+        if (project := results.get(mine)) is not None
+        for key in DLT_RUNS
+        if (r := results.get(key)) is not None
+    ]
 
 
-def markdown(title: str, context: list[str], labels: Mapping[str, str],
-             results: Mapping[str, Result | None], goals: list[Target], notes: list[str]) -> str:
-    lines = [f"## {title}", "", *context, "",
-             "| run | rows | wall s | rows/s | requests | peak RSS MB | check |",
-             "|---|--:|--:|--:|--:|--:|---|"]
+def markdown(
+    title: str,
+    context: list[str],
+    labels: Mapping[str, str],
+    results: Mapping[str, Result | None],
+    goals: list[Target],
+    notes: list[str],
+) -> str:
+    lines = [
+        f"## {title}",
+        "",
+        *context,
+        "",
+        "| run | rows | wall s | rows/s | requests | peak RSS MB | check |",
+        "|---|--:|--:|--:|--:|--:|---|",
+    ]
     for key, label in labels.items():
         r = results.get(key)
         if r is None:
             lines.append(f"| {label} | | | | | | failed |")
             continue
         requests = "" if r.requests is None else f"{r.requests:,}"
-        lines.append(f"| {label} | {r.rows:,} | {r.wall:.1f} | {r.rows / r.wall:,.0f} | "
-                     f"{requests} | {r.rss_mb:,.0f} | {r.check} |")
+        lines.append(
+            f"| {label} | {r.rows:,} | {r.wall:.1f} | {r.rows / r.wall:,.0f} | "
+            f"{requests} | {r.rss_mb:,.0f} | {r.check} |"
+        )
     lines += ["", "| figure | value | target | |", "|---|--:|--:|---|"]
     for goal in goals:
         value = "n/a" if goal.value is None else f"{goal.value:.2f}"

@@ -61,9 +61,17 @@ PROJECT = ["-m", "nyc_collisions_dagster.definitions"]
 PROJECT_ASSETS = ",".join(DATASETS)
 FLOOR_ASSETS = ",".join(f"floor_{name}" for name in DATASETS)
 FIRST_DAY = date.fromisoformat(START_DATE)
-_CALLER_SETTINGS = ("DAGSTER_HOME", "SOCRATA_DOMAIN", "SOCRATA_APP_TOKEN", "SOCRATA_API",
-                    "COLLISIONS_STORAGE_URL", "AWS_PROFILE", "AWS_ENDPOINT_URL",
-                    "AWS_SESSION_TOKEN", *instances.SETTINGS_NAMES)
+_CALLER_SETTINGS = (
+    "DAGSTER_HOME",
+    "SOCRATA_DOMAIN",
+    "SOCRATA_APP_TOKEN",
+    "SOCRATA_API",
+    "COLLISIONS_STORAGE_URL",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_SESSION_TOKEN",
+    *instances.SETTINGS_NAMES,
+)
 
 
 @dataclass(frozen=True)
@@ -84,8 +92,7 @@ class Point:
 
 
 def points(end: date, quick: bool, full: bool) -> list[Point]:
-    months = {"1 month": 1, "3 months": 3} if quick else {"1 month": 1, "1 year": 12,
-                                                           "4 years": 48}
+    months = {"1 month": 1, "3 months": 3} if quick else {"1 month": 1, "1 year": 12, "4 years": 48}
     found = [Point(label, harness.add_months(end, -n), end) for label, n in months.items()]
     return found + ([Point("full history", FIRST_DAY, end)] if full else [])
 
@@ -99,19 +106,28 @@ class Bench:
     scratch: Path
 
 
-def run_project(bench: Bench, point: Point, storage: str = "sqlite",
-                settings: instances.Settings = instances.DEFAULTS) -> Timed:
+def run_project(
+    bench: Bench,
+    point: Point,
+    storage: str = "sqlite",
+    settings: instances.Settings = instances.DEFAULTS,
+) -> Timed:
     """The project over the point into a fresh instance and S3 prefix: every partition recorded,
     a file for each, the run's rows equal to the source's; then spot checks, then the prefix is
     emptied so that moto's memory does not grow from point to point."""
     name = f"project-{uuid.uuid4().hex[:8]}"
     home = bench.homes.home(name, storage)
     prefix = f"bench/{name}"
-    env = {**bench.env, **settings.env(), "DAGSTER_HOME": str(home),
-           "SOCRATA_DOMAIN": bench.domain,
-           "COLLISIONS_STORAGE_URL": f"s3://{harness.BUCKET}/{prefix}"}
-    cmd = harness.dagster_materialize(PROJECT, PROJECT_ASSETS, point.start,
-                                      point.end - timedelta(days=1))
+    env = {
+        **bench.env,
+        **settings.env(),
+        "DAGSTER_HOME": str(home),
+        "SOCRATA_DOMAIN": bench.domain,
+        "COLLISIONS_STORAGE_URL": f"s3://{harness.BUCKET}/{prefix}",
+    }
+    cmd = harness.dagster_materialize(
+        PROJECT, PROJECT_ASSETS, point.start, point.end - timedelta(days=1)
+    )
     measured = bench.live.measure(cmd, env, name)
     rows, requests, problems = 0, 0, []
     for asset, dataset in DATASETS.items():
@@ -126,50 +142,90 @@ def run_project(bench: Bench, point: Point, storage: str = "sqlite",
         problems += [] if problem == "ok" else [f"{asset}: {problem}"]
     spots = spot_check(bench.domain, prefix, point.start, point.end)
     empty_prefix(prefix)
-    return Timed(measured.wall, rows, requests, measured.peak_rss_mb,
-                  "; ".join(problems) or "ok", spots, timeline.phases(home))
+    return Timed(
+        measured.wall,
+        rows,
+        requests,
+        measured.peak_rss_mb,
+        "; ".join(problems) or "ok",
+        spots,
+        timeline.phases(home),
+    )
 
 
 def newest(point: Point) -> str:
     return (point.end - timedelta(days=1)).isoformat()
 
 
-def run_floor(bench: Bench, point: Point, storage: str = "sqlite",
-              settings: instances.Settings = instances.DEFAULTS) -> Timed:
+def run_floor(
+    bench: Bench,
+    point: Point,
+    storage: str = "sqlite",
+    settings: instances.Settings = instances.DEFAULTS,
+) -> Timed:
     name = f"floor-{storage}-{uuid.uuid4().hex[:8]}"
     home = bench.homes.home(name, storage)
-    cmd = harness.dagster_materialize(["-f", str(FLOOR_MODULE)], FLOOR_ASSETS, point.start,
-                                      point.end - timedelta(days=1))
+    cmd = harness.dagster_materialize(
+        ["-f", str(FLOOR_MODULE)], FLOOR_ASSETS, point.start, point.end - timedelta(days=1)
+    )
     env = {**bench.env, **settings.env(), "DAGSTER_HOME": str(home)}
     measured = bench.live.measure(cmd, env, name)
-    recorded = {f"floor_{asset}": harness.run_record(home, f"floor_{asset}")[0]
-                for asset in DATASETS}
-    return Timed(measured.wall, 0, 0, measured.peak_rss_mb,
-                 harness.checked(point.days, **recorded), phases=timeline.phases(home))
+    recorded = {
+        f"floor_{asset}": harness.run_record(home, f"floor_{asset}")[0] for asset in DATASETS
+    }
+    return Timed(
+        measured.wall,
+        0,
+        0,
+        measured.peak_rss_mb,
+        harness.checked(point.days, **recorded),
+        phases=timeline.phases(home),
+    )
 
 
 def run_wire(bench: Bench, point: Point) -> Result:
     ids = ",".join(d.dataset_id for d in DATASETS.values())
-    cmd = [sys.executable, str(ORIGINALS), "wire", "--domain", bench.domain,
-           "--start", str(point.start), "--end", str(point.end), "--datasets", ids]
+    cmd = [
+        sys.executable,
+        str(ORIGINALS),
+        "wire",
+        "--domain",
+        bench.domain,
+        "--start",
+        str(point.start),
+        "--end",
+        str(point.end),
+        "--datasets",
+        ids,
+    ]
     measured = bench.live.measure(cmd, bench.env, f"wire-{uuid.uuid4().hex[:8]}")
     told = scaling_report.last_json(measured.stdout)
-    expected = sum(harness.source_rows(bench.domain, point.start, point.end, d.dataset_id)
-                   for d in DATASETS.values())
-    return Result(measured.wall, told["rows"], told["requests"], measured.peak_rss_mb,
-                  harness.checked(expected, rows=told["rows"]))
+    expected = sum(
+        harness.source_rows(bench.domain, point.start, point.end, d.dataset_id)
+        for d in DATASETS.values()
+    )
+    return Result(
+        measured.wall,
+        told["rows"],
+        told["requests"],
+        measured.peak_rss_mb,
+        harness.checked(expected, rows=told["rows"]),
+    )
 
 
 def object_count(prefix: str) -> int:
     pages = boto3.client("s3").get_paginator("list_objects_v2")
-    return sum(page.get("KeyCount", 0)
-               for page in pages.paginate(Bucket=harness.BUCKET, Prefix=f"{prefix}/"))
+    return sum(
+        page.get("KeyCount", 0)
+        for page in pages.paginate(Bucket=harness.BUCKET, Prefix=f"{prefix}/")
+    )
 
 
 def empty_prefix(prefix: str) -> None:
     s3 = boto3.client("s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=harness.BUCKET,
-                                                             Prefix=f"{prefix}/"):
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=harness.BUCKET, Prefix=f"{prefix}/"
+    ):
         keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if keys:
             s3.delete_objects(Bucket=harness.BUCKET, Delete={"Objects": keys})
@@ -194,26 +250,35 @@ def share_plan(bench: Bench, point: Point) -> Plan:
     one_day = Point("1 day", point.end - timedelta(days=1), point.end)
     runs: Plan = {}
     for storage in scaling_report.STORAGES:
-        runs[f"floor1 {storage}"] = (f"Dagster floor, 1 day, {storage}",
-                                     partial(run_floor, bench, one_day, storage))
-        for kind, run, variants in (("floor", run_floor, scaling_report.FLOOR_VARIANTS),
-                                    ("project", run_project,
-                                     scaling_report.PROJECT_VARIANTS[storage])):
+        runs[f"floor1 {storage}"] = (
+            f"Dagster floor, 1 day, {storage}",
+            partial(run_floor, bench, one_day, storage),
+        )
+        for kind, run, variants in (
+            ("floor", run_floor, scaling_report.FLOOR_VARIANTS),
+            ("project", run_project, scaling_report.PROJECT_VARIANTS[storage]),
+        ):
             for settings in variants:
                 key = scaling_report.share_key(kind, storage, settings, point)
-                runs[key] = (f"{kind}, {point.label}, {storage}, {settings.label}",
-                             partial(run, bench, point, storage, settings))
+                runs[key] = (
+                    f"{kind}, {point.label}, {storage}, {settings.label}",
+                    partial(run, bench, point, storage, settings),
+                )
     return runs
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true",
-                        help="also the full history from 2012-07-01 (many minutes)")
+    parser.add_argument(
+        "--full", action="store_true", help="also the full history from 2012-07-01 (many minutes)"
+    )
     parser.add_argument("--quick", action="store_true", help="1 and 3 months: a smoke test")
-    parser.add_argument("--share", action="store_true",
-                        help="also Dagster's share over 1 year on SQLite and PostgreSQL, with its "
-                        "settings for writing events off and on (about 10 min more)")
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        help="also Dagster's share over 1 year on SQLite and PostgreSQL, with its "
+        "settings for writing events off and on (about 10 min more)",
+    )
     return parser.parse_args()
 
 
@@ -226,12 +291,25 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
     spool = scratch / "spool"
     spool.mkdir()
     with harness.Processes(scratch) as live, instances.instances(scratch) as homes:
-        harness.progress(f"generating {first}...{end - timedelta(days=1)} of the three datasets "
-                         "into the SODA server's spool, and starting moto S3")
+        harness.progress(
+            f"generating {first}...{end - timedelta(days=1)} of the three datasets "
+            "into the SODA server's spool, and starting moto S3"
+        )
         domain, aws_env = harness.start_services(
-            live, first, end, latency=0.5, row_cost=0.00005, max_concurrent=8,
-            datasets=list(DATASETS), server_options=[
-                "--spool", str(spool), "--crashes-per-day", ",".join(map(str, CRASHES_PER_DAY))])
+            live,
+            first,
+            end,
+            latency=0.5,
+            row_cost=0.00005,
+            max_concurrent=8,
+            datasets=list(DATASETS),
+            server_options=[
+                "--spool",
+                str(spool),
+                "--crashes-per-day",
+                ",".join(map(str, CRASHES_PER_DAY)),
+            ],
+        )
         harness.progress(f"    {time.perf_counter() - started:.0f} s")
         env = {k: v for k, v in os.environ.items() if k not in _CALLER_SETTINGS} | aws_env
         bench = Bench(live, homes, domain, env, scratch)
@@ -240,8 +318,9 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
             runs |= {k: v for k, v in share_plan(bench, share_point).items() if k not in runs}
         results = {key: harness.attempt(label, run) for key, (label, run) in runs.items()}
         volumes = scaling_report.volumes(domain, curve)
-    return scaling_report.markdown(args, curve, share_point, results, volumes,
-                                   time.perf_counter() - started)
+    return scaling_report.markdown(
+        args, curve, share_point, results, volumes, time.perf_counter() - started
+    )
 
 
 def main() -> int:

@@ -28,14 +28,15 @@ import harness
 import pyarrow as pa
 
 from nyc_collisions_dagster.constants import DATASETS
-from nyc_collisions_dagster.raw.fetching import DayStream, _ChunkFetch
+from nyc_collisions_dagster.raw.pages import ChunkFetch
 from nyc_collisions_dagster.raw.schema import SCHEMAS, TypingReport, to_typed
+from nyc_collisions_dagster.raw.stream import DayStream
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster.socrata.client import day_window_where
 
 sys.path.insert(0, str(harness.REPO))
-from nyc_collisions_dagster_tests.generator import generate  # noqa: E402
-from nyc_collisions_dagster_tests.soda_server import SodaServer  # noqa: E402
+from nyc_collisions_dagster_tests.soda_fake.generator import generate  # noqa: E402
+from nyc_collisions_dagster_tests.soda_fake.server import SodaServer  # noqa: E402
 
 START = date(2021, 1, 1)
 CRASHES = DATASETS["crashes"]
@@ -60,8 +61,9 @@ def json_tables(page: IO[bytes], schema: pa.Schema, typing: TypingReport) -> Ite
                 row, position = decoder.raw_decode(buffer, position)
             except ValueError:
                 break  # an object cut by the chunk's end, or the end
-            rows.append({k: v if isinstance(v, str) else str(v) for k, v in row.items()
-                         if k in names})
+            rows.append(
+                {k: v if isinstance(v, str) else str(v) for k, v in row.items() if k in names}
+            )
             if len(rows) == _BATCH_ROWS:
                 yield _typed(rows, schema, text, typing)
                 rows = []
@@ -71,8 +73,9 @@ def json_tables(page: IO[bytes], schema: pa.Schema, typing: TypingReport) -> Ite
         yield _typed(rows, schema, text, typing)
 
 
-def _typed(rows: list[dict], schema: pa.Schema, text: pa.DataType,
-           typing: TypingReport) -> pa.Table:
+def _typed(
+    rows: list[dict], schema: pa.Schema, text: pa.DataType, typing: TypingReport
+) -> pa.Table:
     raw = pa.Table.from_pylist(rows, schema=pa.schema([(n, text) for n in schema.names]))
     return to_typed(raw, schema, typing)
 
@@ -80,7 +83,7 @@ def _typed(rows: list[dict], schema: pa.Schema, text: pa.DataType,
 def measure(server: SodaServer, end: date) -> dict[str, dict[str, float]]:
     client = SocrataResource(domain=server.url, api="soda3", app_token="formats").get_client()
     stream = DayStream(client, CRASHES, START, end, logging.getLogger("formats"))
-    csv_reader = _ChunkFetch(stream, START, end, lambda item: None, threading.Event())
+    csv_reader = ChunkFetch(stream, START, end, lambda item: None, threading.Event())
     schema = SCHEMAS[CRASHES.asset]
     figures: dict[str, dict[str, float]] = {}
     tables: dict[str, pa.Table] = {}
@@ -92,8 +95,10 @@ def measure(server: SodaServer, end: date) -> dict[str, dict[str, float]]:
         while True:
             where = day_window_where(START, end)
             if cursor:
-                where += f" AND (crash_date > '{cursor[0]}' OR (crash_date = '{cursor[0]}' " \
-                         f"AND collision_id > {cursor[1]}))"
+                where += (
+                    f" AND (crash_date > '{cursor[0]}' OR (crash_date = '{cursor[0]}' "
+                    f"AND collision_id > {cursor[1]}))"
+                )
             params = {"$where": where, "$order": "crash_date, collision_id", "$limit": "50000"}
             started = time.perf_counter()
             with client.spool(CRASHES.dataset_id, fmt, params) as page:
@@ -101,19 +106,28 @@ def measure(server: SodaServer, end: date) -> dict[str, dict[str, float]]:
                 size += page.seek(0, 2)
                 page.seek(0)
                 started = time.perf_counter()
-                typed = (csv_reader._typed_blocks(page) if fmt == "csv"
-                         else json_tables(page, schema, TypingReport()))
+                typed = (
+                    csv_reader._typed_blocks(page)
+                    if fmt == "csv"
+                    else json_tables(page, schema, TypingReport())
+                )
                 got = [t for t in typed if t.num_rows]
                 parse += time.perf_counter() - started
             if not got:
                 break
             parts += got
             last = got[-1]
-            cursor = (last.column("crash_date")[-1].as_py().isoformat() + "T00:00:00",
-                      last.column("collision_id")[-1].as_py())
+            cursor = (
+                last.column("crash_date")[-1].as_py().isoformat() + "T00:00:00",
+                last.column("collision_id")[-1].as_py(),
+            )
         tables[fmt] = pa.concat_tables(parts)
-        figures[fmt] = {"rows": tables[fmt].num_rows, "mb": size / 1e6, "download_s": download,
-                        "parse_s": parse}
+        figures[fmt] = {
+            "rows": tables[fmt].num_rows,
+            "mb": size / 1e6,
+            "download_s": download,
+            "parse_s": parse,
+        }
     figures["check"] = {"same": float(tables["csv"].equals(tables["json"]))}
     return figures
 
@@ -132,8 +146,10 @@ def main() -> int:
     print("|---|--:|--:|--:|--:|--:|")
     for fmt in ("csv", "json"):
         f = figures[fmt]
-        print(f"| {fmt} | {f['rows']:,.0f} | {f['mb']:.1f} | {f['download_s']:.2f} | "
-              f"{f['parse_s']:.2f} | {f['rows'] / f['parse_s']:,.0f} |")
+        print(
+            f"| {fmt} | {f['rows']:,.0f} | {f['mb']:.1f} | {f['download_s']:.2f} | "
+            f"{f['parse_s']:.2f} | {f['rows'] / f['parse_s']:,.0f} |"
+        )
     same = "the same typed rows" if figures["check"]["same"] else "DIFFERENT typed rows"
     print(f"\nBoth formats gave {same}. Process peak RSS {peak:.0f} MB.")
     return 0

@@ -21,19 +21,22 @@ def spot_days(start: date, end: date, seed: str) -> list[date]:
     same), and one before April 2016, when persons and vehicles are sparse, if the range has one."""
     last = end - timedelta(days=1)
     drawn = start + timedelta(days=random.Random(seed).randrange((end - start).days))
-    sparse = [start + timedelta(days=(min(end, _DETAIL_START) - start).days // 2)] if (
-        start < _DETAIL_START) else []
+    sparse = (
+        [start + timedelta(days=(min(end, _DETAIL_START) - start).days // 2)]
+        if (start < _DETAIL_START)
+        else []
+    )
     return sorted({start, last, drawn, *sparse})
 
 
 def check_day(domain: str, prefix: str, name: str, day: date) -> str | None:
     """None when the day's file holds exactly the source's rows, else what differs."""
-    fs = pa_fs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL_S3"],
-                            region=os.environ["AWS_DEFAULT_REGION"])
+    fs = pa_fs.S3FileSystem(
+        endpoint_override=os.environ["AWS_ENDPOINT_URL_S3"], region=os.environ["AWS_DEFAULT_REGION"]
+    )
     found = pq.read_table(f"{harness.BUCKET}/{prefix}/{name}/{day}.parquet", filesystem=fs)
     expected = typed_day(name, day)
-    served = harness.source_rows(domain, day, day + timedelta(days=1),
-                                 DATASETS[name].dataset_id)
+    served = harness.source_rows(domain, day, day + timedelta(days=1), DATASETS[name].dataset_id)
     if found.num_rows != served or expected.num_rows != served:
         return f"{name} {day}: {found.num_rows:,} rows, source {served:,}"
     if not found.equals(expected):
@@ -59,5 +62,12 @@ class SpotChecks:
 
 def spot_check(domain: str, prefix: str, start: date, end: date) -> SpotChecks:
     days = spot_days(start, end, seed=f"{start}/{end}")
-    return SpotChecks(days, [problem for name in DATASETS for day in days
-                             if (problem := check_day(domain, prefix, name, day)) is not None])
+    return SpotChecks(
+        days,
+        [
+            problem
+            for name in DATASETS
+            for day in days
+            if (problem := check_day(domain, prefix, name, day)) is not None
+        ],
+    )

@@ -22,10 +22,10 @@ import requests
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests import real_data
-from nyc_collisions_dagster_tests.generator import DATASET_IDS, FIELDS, Row, generate
 from nyc_collisions_dagster_tests.postgres import PostgresServer
-from nyc_collisions_dagster_tests.soda_server import SodaServer
-from nyc_collisions_dagster_tests.spooled_table import SpooledTable, spool_generated
+from nyc_collisions_dagster_tests.soda_fake.generator import DATASET_IDS, FIELDS, Row, generate
+from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
+from nyc_collisions_dagster_tests.soda_fake.spooled_table import SpooledTable, spool_generated
 from nyc_collisions_dagster_tests.topology import Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +62,18 @@ SUITE_APP_TOKEN = "suite-app-token"
 _SERVERS = {"soda_server", "make_soda_server", "month_server"}
 
 
+_TIERS = ("unit", "integration", "system")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test is marked with its tier, the folder it lives in: `pytest -m unit` runs one.
+    The test server's own tests start it in-process, which makes them integration tests."""
+    for item in items:
+        parts = Path(item.fspath).relative_to(Path(__file__).parent).parts
+        tier = parts[0] if parts[0] in _TIERS else "integration"
+        item.add_marker(getattr(pytest.mark, tier))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that reads a SODA test server through the project runs on both transports.
 
@@ -69,13 +81,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     topology tests (minutes of servers, which no transport changes) and tests marked
     one_transport.
     """
-    if _SERVERS.isdisjoint(metafunc.fixturenames) or metafunc.module.__name__.endswith(
-        "test_soda_server"
+    if _SERVERS.isdisjoint(metafunc.fixturenames) or metafunc.module.__name__.startswith(
+        "nyc_collisions_dagster_tests.soda_fake"
     ):
         return
-    if any(metafunc.definition.get_closest_marker(m) for m in ("webserver", "deploy", "one_transport")):
+    if any(
+        metafunc.definition.get_closest_marker(m) for m in ("webserver", "deploy", "one_transport")
+    ):
         return
-    metafunc.parametrize("soda_api", TRANSPORTS, indirect=True)
+    # SUITE_TRANSPORTS=soda2 (make test-fast) runs them on one: the loop, not the verdict.
+    transports = os.environ.get("SUITE_TRANSPORTS", ",".join(TRANSPORTS)).split(",")
+    metafunc.parametrize("soda_api", transports, indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -228,8 +244,9 @@ def make_soda_server(soda_rows: dict[str, list[Row]]) -> Iterator[Callable[..., 
 
 
 @pytest.fixture
-def make_spooled_soda_server(make_soda_server: Callable[..., SodaServer],
-                             tmp_path: Path) -> Iterator[Callable[..., SodaServer]]:
+def make_spooled_soda_server(
+    make_soda_server: Callable[..., SodaServer], tmp_path: Path
+) -> Iterator[Callable[..., SodaServer]]:
     """Start servers of generated days written to a spool on disk and served read-only from
     it, as the scaling benchmark serves 14 years (spooled_table.py):
     ``make_spooled_soda_server(start, end, **spool_generated options)``."""
@@ -328,15 +345,20 @@ def postgres_env(postgres_server: PostgresServer) -> dict[str, str]:
 
 @pytest.fixture
 def production_topology(
-    soda_server: SodaServer, aws_env: dict[str, str], s3_storage: str,
-    postgres_env: dict[str, str], tmp_path: Path,
+    soda_server: SodaServer,
+    aws_env: dict[str, str],
+    s3_storage: str,
+    postgres_env: dict[str, str],
+    tmp_path: Path,
 ) -> Iterator[Topology]:
     """deploy/vm/'s code server and webserver, started (the test starts the daemon), with the
     settings a production machine would give them; all stopped at teardown."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     env = {
-        **os.environ, **aws_env, **postgres_env,
+        **os.environ,
+        **aws_env,
+        **postgres_env,
         "SOCRATA_DOMAIN": soda_server.url,
         "COLLISIONS_STORAGE_URL": s3_storage,
         # The executor may start all three steps of a run at once, whatever the machine's

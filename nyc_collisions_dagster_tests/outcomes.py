@@ -14,7 +14,7 @@ from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster_tests import answers
-from nyc_collisions_dagster_tests.generator import FIELDS, Row
+from nyc_collisions_dagster_tests.soda_fake.generator import FIELDS, Row
 
 _PARSE = {pa.int64(): int, pa.float64(): float, pa.date32(): lambda v: date.fromisoformat(v[:10])}
 # The range most run-level tests land: the first five days the test server's rows cover.

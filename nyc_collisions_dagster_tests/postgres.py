@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg2
 
-from nyc_collisions_dagster_tests.servers import free_port, group_members, port_is_open
+from nyc_collisions_dagster_tests.soda_fake.processes import free_port, group_members, port_is_open
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 USER = "dagster"
@@ -76,23 +76,53 @@ class PostgresServer:
         if self._account is not None:
             for path in (self.folder, password_file):
                 os.chown(path, self._account.pw_uid, self._account.pw_gid)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C",
-               "HOME": str(self.folder)}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LC_ALL": "C",
+            "HOME": str(self.folder),
+        }
         data = self.folder / "data"
         subprocess.run(
-            [binaries / "initdb", "-D", data, "-U", USER, f"--pwfile={password_file}",
-             "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync"],
-            env=env, check=True, capture_output=True, timeout=timeout, **self._as_account(),
+            [
+                binaries / "initdb",
+                "-D",
+                data,
+                "-U",
+                USER,
+                f"--pwfile={password_file}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+            **self._as_account(),
         )
         self.port = free_port()
         with (self.folder / "postgres.log").open("wb") as log:
             self.process = subprocess.Popen(
                 # No Unix socket: only the loopback port, as a remote database would be reached.
-                [binaries / "postgres", "-D", data, "-p", str(self.port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-                 *([] if self.durable else _NOT_DURABLE)],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, **self._as_account(),
+                [
+                    binaries / "postgres",
+                    "-D",
+                    data,
+                    "-p",
+                    str(self.port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "unix_socket_directories=",
+                    *([] if self.durable else _NOT_DURABLE),
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **self._as_account(),
             )
         deadline = time.monotonic() + timeout
         while True:
@@ -105,8 +135,13 @@ class PostgresServer:
                 time.sleep(0.1)
 
     def connection(self, database: str) -> dict[str, Any]:
-        return {"host": "127.0.0.1", "port": self.port, "user": USER, "password": PASSWORD,
-                "dbname": database}
+        return {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": USER,
+            "password": PASSWORD,
+            "dbname": database,
+        }
 
     def create_database(self, name: str) -> None:
         connection = psycopg2.connect(**self.connection("postgres"))

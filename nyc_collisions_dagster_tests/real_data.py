@@ -12,19 +12,23 @@ import csv
 import re
 from pathlib import Path
 
-from nyc_collisions_dagster_tests.generator import FIELDS, TYPES, Location, Row
+from nyc_collisions_dagster_tests.soda_fake.generator import FIELDS, TYPES, Location, Row
 
 # The repo root is parents[1]; CI clones it elsewhere with shared/ beside it.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "socrata"
 LINKED_DAYS = ("20240101", "20240102", "20240103", "20240104", "20240105")
 _LINKED_FILES = {
     name: f"{name}/linked_2024-01-01_to_05/Motor_Vehicle_Collisions_-_{title}_{{}}.csv"
-    for name, title in (("crashes", "Crashes"), ("persons", "Person"), ("vehicles", "Vehicles"))}
+    for name, title in (("crashes", "Crashes"), ("persons", "Person"), ("vehicles", "Vehicles"))
+}
 _CRASHES_2022_01 = "crashes/web_export/2022-01_full_month/nyc_mv_collisions_202201.csv"
 # Display headers that do not map to API names by lower-casing (SOURCES.md §6).
-_CRASH_HEADERS = {"CROSS STREET NAME": "off_street_name", "OFF STREET NAME": "cross_street_name",
-                  "VEHICLE TYPE CODE 1": "vehicle_type_code1",
-                  "VEHICLE TYPE CODE 2": "vehicle_type_code2"}
+_CRASH_HEADERS = {
+    "CROSS STREET NAME": "off_street_name",
+    "OFF STREET NAME": "cross_street_name",
+    "VEHICLE TYPE CODE 1": "vehicle_type_code1",
+    "VEHICLE TYPE CODE 2": "vehicle_type_code2",
+}
 # Columns pandas wrote as floats although the API sends integers.
 _INTEGER_TEXT = {"zip_code", "vehicle_id"}
 _FLOAT_INTEGER = re.compile(r"-?\d+\.0")
@@ -32,15 +36,19 @@ _US_DATE = re.compile(r"(\d\d)/(\d\d)/(\d{4})")
 
 
 def available() -> bool:
-    return all((SHARED_DATA / pattern.format(day)).is_file()
-               for pattern in _LINKED_FILES.values() for day in LINKED_DAYS)
+    return all(
+        (SHARED_DATA / pattern.format(day)).is_file()
+        for pattern in _LINKED_FILES.values()
+        for day in LINKED_DAYS
+    )
 
 
 def load_linked() -> dict[str, list[Row]]:
     """The complete crashes, persons and vehicles of 2024-01-01 … 2024-01-05, linked by id."""
-    return {name: [row for day in LINKED_DAYS
-                   for row in _read(name, SHARED_DATA / pattern.format(day))]
-            for name, pattern in _LINKED_FILES.items()}
+    return {
+        name: [row for day in LINKED_DAYS for row in _read(name, SHARED_DATA / pattern.format(day))]
+        for name, pattern in _LINKED_FILES.items()
+    }
 
 
 def load_crashes_2022_01() -> list[Row]:
@@ -69,8 +77,11 @@ def _read(dataset: str, path: Path) -> list[Row]:
         positions = [header.index(name) for name in fields]
         rows = []
         for cells in reader:
-            rows.append(tuple(_value(name, kind, cells[i])
-                              for name, kind, i in zip(fields, types, positions)))
+            rows.append(
+                tuple(
+                    _value(name, kind, cells[i]) for name, kind, i in zip(fields, types, positions)
+                )
+            )
     return rows
 
 

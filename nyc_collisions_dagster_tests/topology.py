@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from nyc_collisions_dagster_tests.servers import ServerProcess, free_port, port_is_open
+from nyc_collisions_dagster_tests.soda_fake.processes import ServerProcess, free_port, port_is_open
 from nyc_collisions_dagster_tests.ui_api import Webserver
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -60,8 +60,20 @@ class Topology:
         self.servers: dict[str, ServerProcess] = {}
 
     def start(self) -> None:
-        self._start("code_server", ["dagster", "code-server", "start", "-h", "127.0.0.1",
-                                    "-p", str(self.code_port), "-m", MODULE])
+        self._start(
+            "code_server",
+            [
+                "dagster",
+                "code-server",
+                "start",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.code_port),
+                "-m",
+                MODULE,
+            ],
+        )
         # The code server opens its port once the definitions are loaded; a webserver started
         # before would show the location as unreachable until its next reconnection attempt.
         deadline = time.monotonic() + 90
@@ -69,8 +81,18 @@ class Topology:
             self.servers["code_server"].assert_running()
             assert time.monotonic() < deadline, self.servers["code_server"].log_tail()
             time.sleep(0.1)
-        self._start("webserver", ["dagster-webserver", "-h", "127.0.0.1",
-                                  "-p", str(self.webserver.port), "-w", "workspace.yaml"])
+        self._start(
+            "webserver",
+            [
+                "dagster-webserver",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.webserver.port),
+                "-w",
+                "workspace.yaml",
+            ],
+        )
 
     def _start(self, name: str, command: list[str]) -> None:
         self.servers[name] = ServerProcess(
@@ -88,8 +110,9 @@ class Topology:
         return {server.process.pid for server in self.servers.values()}
 
     def log_tails(self) -> str:
-        return "\n".join(f"--- {name}:\n{server.log_tail(2500)}"
-                         for name, server in self.servers.items())
+        return "\n".join(
+            f"--- {name}:\n{server.log_tail(2500)}" for name, server in self.servers.items()
+        )
 
     def stop(self) -> None:
         """The daemon first (it launches runs), the code server last (it runs them); every
@@ -101,6 +124,9 @@ class Topology:
                     self.servers[name].stop()
             except AssertionError as failure:
                 failures.append(str(failure))
-        failures += [f"port {port} is still open" for port in (self.webserver.port, self.code_port)
-                     if port_is_open(port)]
+        failures += [
+            f"port {port} is still open"
+            for port in (self.webserver.port, self.code_port)
+            if port_is_open(port)
+        ]
         assert not failures, failures

@@ -147,8 +147,10 @@ class Webserver:
             time.sleep(0.25)
 
     def launch_backfill(self, assets: list[str], partitions: list[str]) -> str:
-        params = {"assetSelection": [{"path": [name]} for name in assets],
-                  "partitionNames": partitions}
+        params = {
+            "assetSelection": [{"path": [name]} for name in assets],
+            "partitionNames": partitions,
+        }
         launched = self.graphql(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         return launched["backfillId"]
@@ -165,16 +167,22 @@ class Webserver:
         events = self.graphql(RUN_ERRORS, runId=run_id)["logsForRun"].get("events", [])
         return [
             " <- ".join(e["message"].strip() for e in [event["error"], *event["error"]["causes"]])
-            if event.get("error") else event["message"]
+            if event.get("error")
+            else event["message"]
             for event in events
             if event.get("error") or event["__typename"] == "RunFailureEvent"
         ]
 
-    def launch_run(self, job: str, run_config: Mapping[str, Any],
-                   tags: Mapping[str, str]) -> str:
-        params = {"selector": {"repositoryLocationName": self.location,
-                               "repositoryName": REPOSITORY, "jobName": job},
-                  "runConfigData": run_config, "executionMetadata": {"tags": _tags(tags)}}
+    def launch_run(self, job: str, run_config: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        params = {
+            "selector": {
+                "repositoryLocationName": self.location,
+                "repositoryName": REPOSITORY,
+                "jobName": job,
+            },
+            "runConfigData": run_config,
+            "executionMetadata": {"tags": _tags(tags)},
+        }
         return _launched(self.graphql(LAUNCH_RUN, params=params)["launchRun"])
 
     def partition_stats(self, asset_path: list[str]) -> dict[str, int]:
@@ -190,23 +198,38 @@ class Webserver:
 
     def execute_check(self, asset: str, check: str) -> str:
         """A check's *Execute* button: a run of the asset job that selects the check only."""
-        selector = {"repositoryLocationName": self.location, "repositoryName": REPOSITORY,
-                    "jobName": "__ASSET_JOB", "assetSelection": [],
-                    "assetCheckSelection": [{"assetKey": {"path": [asset]}, "name": check}]}
+        selector = {
+            "repositoryLocationName": self.location,
+            "repositoryName": REPOSITORY,
+            "jobName": "__ASSET_JOB",
+            "assetSelection": [],
+            "assetCheckSelection": [{"assetKey": {"path": [asset]}, "name": check}],
+        }
         return _launched(self.graphql(LAUNCH_RUN, params={"selector": selector})["launchRun"])
 
     def evaluate_schedule(self, name: str, timestamp: float) -> list[dict[str, Any]]:
         """The run requests of the schedule's tick at `timestamp`, nothing launched."""
-        selector = {"repositoryLocationName": self.location, "repositoryName": REPOSITORY,
-                    "scheduleName": name}
+        selector = {
+            "repositoryLocationName": self.location,
+            "repositoryName": REPOSITORY,
+            "scheduleName": name,
+        }
         tick = self.graphql(SCHEDULE_DRY_RUN, selector=selector, timestamp=timestamp)
         return tick["scheduleDryRun"]["evaluationResult"]["runRequests"]
 
     def launch_run_requests(self, requests: list[dict[str, Any]]) -> list[str]:
-        params = [{"selector": {"repositoryLocationName": self.location,
-                                "repositoryName": REPOSITORY, "jobName": request["jobName"]},
-                   "runConfigData": request["runConfigYaml"],
-                   "executionMetadata": {"tags": request["tags"]}} for request in requests]
+        params = [
+            {
+                "selector": {
+                    "repositoryLocationName": self.location,
+                    "repositoryName": REPOSITORY,
+                    "jobName": request["jobName"],
+                },
+                "runConfigData": request["runConfigYaml"],
+                "executionMetadata": {"tags": request["tags"]},
+            }
+            for request in requests
+        ]
         launched = self.graphql(LAUNCH_RUNS, list=params)["launchMultipleRuns"]
         return [_launched(run) for run in launched["launchMultipleRunsResult"]]
 

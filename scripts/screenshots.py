@@ -44,9 +44,9 @@ from nyc_collisions_dagster.constants import (
     RAW_GROUP_NAME,
 )
 from nyc_collisions_dagster.partitions import monthly_partitions
-from nyc_collisions_dagster_tests.generator import Row, generate
-from nyc_collisions_dagster_tests.soda_server import SodaServer
-from nyc_collisions_dagster_tests.test_webserver import (
+from nyc_collisions_dagster_tests.soda_fake.generator import Row, generate
+from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
+from nyc_collisions_dagster_tests.system.test_webserver import (
     SAMPLE_INSTANCE_CONFIG,
     TEST_INSTANCE_CONFIG,
     DagsterDev,
@@ -60,8 +60,14 @@ PLOTTED_PARTITIONS = 120
 PROCESSED_ASSETS = [[PROCESSED_PREFIX, name] for name in DATASETS]
 # Without the background-networking flags Chromium keeps trying hosts this machine cannot reach.
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--hide-scrollbars",
 ]
 # How long the UI's JavaScript may load its data and draw, after the page loads and after each
@@ -100,8 +106,10 @@ class Months:
         return cls(monthly_partitions.get_partition_keys()[-PLOTTED_PARTITIONS:-1])
 
     def days(self) -> list[str]:
-        return [(self.start + timedelta(days=i)).isoformat()
-                for i in range((self.end - self.start).days)]
+        return [
+            (self.start + timedelta(days=i)).isoformat()
+            for i in range((self.end - self.start).days)
+        ]
 
 
 def _next_month(day: date) -> date:
@@ -139,8 +147,9 @@ def land_raw_days(dev: DagsterDev, days: list[str], timeout: float = 1800) -> st
     deadline = time.monotonic() + timeout
     while (status := dev.backfill_status(backfill_id)) not in FINISHED:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"backfill {backfill_id} still {status} after {timeout} s:\n"
-                               f"{dev.server.log_tail()}")
+            raise RuntimeError(
+                f"backfill {backfill_id} still {status} after {timeout} s:\n{dev.server.log_tail()}"
+            )
         time.sleep(1)
     if status != "COMPLETED_SUCCESS":
         raise RuntimeError(f"backfill {backfill_id} ended {status}:\n{dev.server.log_tail()}")
@@ -162,15 +171,18 @@ def wait_for_processed_months(dev: DagsterDev, months: int, timeout: float = 180
             return
         if time.monotonic() > deadline:
             raise RuntimeError(
-                f"processed months after {timeout} s: {stats}\n{dev.server.log_tail()}")
+                f"processed months after {timeout} s: {stats}\n{dev.server.log_tail()}"
+            )
         time.sleep(2)
 
 
 def _pipe_above_9() -> tuple[int, int]:
     """A pipe numbered 10 and up: moving its ends onto 3 and 4 cannot overwrite one another."""
     ends = os.pipe()
-    moved = (fcntl.fcntl(ends[0], fcntl.F_DUPFD_CLOEXEC, 10),
-             fcntl.fcntl(ends[1], fcntl.F_DUPFD_CLOEXEC, 10))
+    moved = (
+        fcntl.fcntl(ends[0], fcntl.F_DUPFD_CLOEXEC, 10),
+        fcntl.fcntl(ends[1], fcntl.F_DUPFD_CLOEXEC, 10),
+    )
     for fd in ends:
         os.close(fd)
     return moved
@@ -196,12 +208,21 @@ class Chromium:
             # subprocess keeps passed fds under their own numbers: bash moves them to 3 and 4
             # (dash cannot name fds above 9).
             self.process = subprocess.Popen(
-                ["bash", "-c",
-                 f'exec "$@" 3<&{commands_in} 4>&{answers_out} {commands_in}<&- {answers_out}>&-',
-                 "chromium", chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                 "--remote-debugging-pipe"],
+                [
+                    "bash",
+                    "-c",
+                    f'exec "$@" 3<&{commands_in} 4>&{answers_out} '
+                    f"{commands_in}<&- {answers_out}>&-",
+                    "chromium",
+                    chromium,
+                    *CHROMIUM_FLAGS,
+                    f"--user-data-dir={profile}",
+                    "--remote-debugging-pipe",
+                ],
                 pass_fds=(commands_in, answers_out),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         os.close(commands_in)
         os.close(answers_out)
@@ -223,8 +244,9 @@ class Chromium:
             os.close(self._commands)
             os.close(self._answers)
 
-    def call(self, method: str, session: str | None = None, timeout: float = 60,
-             **params: Any) -> dict[str, Any]:
+    def call(
+        self, method: str, session: str | None = None, timeout: float = 60, **params: Any
+    ) -> dict[str, Any]:
         """Send a command and return its result; events that arrive meanwhile are kept."""
         self._last_id += 1
         message = {"id": self._last_id, "method": method, "params": params}
@@ -261,14 +283,21 @@ class Chromium:
         message, self._received = self._received.split(b"\0", 1)
         return json.loads(message)
 
-    def screenshot(self, url: str, out: Path, width: int, height: int,
-                   steps: Sequence[str] = ()) -> None:
+    def screenshot(
+        self, url: str, out: Path, width: int, height: int, steps: Sequence[str] = ()
+    ) -> None:
         """Render `url` in a `width` x `height` window, run each of `steps` (JavaScript) on it
         and let the page settle after each, then save what the window shows as PNG."""
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.call("Emulation.setDeviceMetricsOverride", session, width=width, height=height,
-                  deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session,
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         self.call("Page.navigate", session, url=url)
         self._settle(session)
         for step in steps:
@@ -282,8 +311,12 @@ class Chromium:
         print(f"{out}: {url}")
 
     def _settle(self, session: str, timeout: float = 120) -> None:
-        self.call("Emulation.setVirtualTimePolicy", session,
-                  policy="pauseIfNetworkFetchesPending", budget=SETTLE_MS)
+        self.call(
+            "Emulation.setVirtualTimePolicy",
+            session,
+            policy="pauseIfNetworkFetchesPending",
+            budget=SETTLE_MS,
+        )
         self.wait_for_event("Emulation.virtualTimeBudgetExpired", session, timeout)
 
 
@@ -310,15 +343,23 @@ def take_screenshots(dev: DagsterDev, backfill_id: str, out: Path, work: Path) -
     # the right; below 1,250 px high the graph no longer fits.
     groups = ",".join(f"global@global:{group}" for group in (RAW_GROUP_NAME, PROCESSED_GROUP_NAME))
     with Chromium(work) as chromium:
-        chromium.screenshot(f"{dev.url}/asset-groups?{urlencode({'expanded': groups})}",
-                            out / "asset_graph.png", 1600, 1250)
+        chromium.screenshot(
+            f"{dev.url}/asset-groups?{urlencode({'expanded': groups})}",
+            out / "asset_graph.png",
+            1600,
+            1250,
+        )
         # The raw backfill's overview: each asset's partitions targeted, succeeded and failed.
         chromium.screenshot(f"{dev.url}/runs/b/{backfill_id}", out / "backfill.png", 1600, 520)
         # processed/crashes' overview, its metadata section switched to plots: one per number,
         # over the months, beside the definition naming the automation sensor.
-        chromium.screenshot(f"{dev.url}/assets/{PROCESSED_PREFIX}/crashes",
-                            out / "processed_plots.png", 1600, 1110,
-                            steps=[CLICK_PLOTS, SHOW_PLOTS])
+        chromium.screenshot(
+            f"{dev.url}/assets/{PROCESSED_PREFIX}/crashes",
+            out / "processed_plots.png",
+            1600,
+            1110,
+            steps=[CLICK_PLOTS, SHOW_PLOTS],
+        )
 
 
 def main() -> None:
@@ -328,8 +369,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     months = Months.plotted()
-    with (tempfile.TemporaryDirectory(prefix="screenshots-") as tmp,
-          SodaServer(generate_rows(months)) as server):
+    with (
+        tempfile.TemporaryDirectory(prefix="screenshots-") as tmp,
+        SodaServer(generate_rows(months)) as server,
+    ):
         work = Path(tmp)
         home = work / "dagster_home"
         home.mkdir()
@@ -346,11 +389,15 @@ def main() -> None:
             dev.wait_until_loaded(timeout=120, alive=dev.server.assert_running)
             backfill_id = land_raw_days(dev, months.days())
             landed = time.monotonic()
-            print(f"raw days {months.start}..{months.end - timedelta(days=1)} landed after "
-                  f"{landed - started:.0f} s")
+            print(
+                f"raw days {months.start}..{months.end - timedelta(days=1)} landed after "
+                f"{landed - started:.0f} s"
+            )
             wait_for_processed_months(dev, len(months.keys))
-            print(f"the automation sensor's last processed month of {len(months.keys)} built "
-                  f"{time.monotonic() - landed:.0f} s later")
+            print(
+                f"the automation sensor's last processed month of {len(months.keys)} built "
+                f"{time.monotonic() - landed:.0f} s later"
+            )
             take_screenshots(dev, backfill_id, args.out, work)
         finally:
             dev.server.stop()

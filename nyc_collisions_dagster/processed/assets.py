@@ -114,7 +114,7 @@ def processed_tables(
     selected_checks = context.selected_asset_check_keys
     for name in names:
         for result in check_results(processed_key(name), name, figures[name]):
-            if dg.AssetCheckKey(processed_key(name), result.check_name) in selected_checks:
+            if dg.AssetCheckKey(processed_key(name), str(result.check_name)) in selected_checks:
                 yield result
 
 

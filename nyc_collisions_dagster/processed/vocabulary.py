@@ -7,6 +7,7 @@ apart. A spelling neither table knows gives `other`, and is reported with its co
 """
 
 import csv
+import io
 from functools import cache
 from importlib import resources
 
@@ -41,8 +42,8 @@ def spelling_key(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArr
 @cache
 def _table(name: str) -> tuple[pa.Array, pa.Array]:
     """The keys and values of a shipped table; an empty value means 'not a value: drop it'."""
-    with resources.files(__package__).joinpath(name).open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))[1:]
+    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline="")))[1:]
     values = [value or None for _, value in rows]
     return pa.array([key for key, _ in rows], pa.string()), pa.array(values, pa.string())
 

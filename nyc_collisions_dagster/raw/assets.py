@@ -7,7 +7,6 @@ import dagster as dg
 from nyc_collisions_dagster.constants import DATASETS, OWNERS, POOL, RAW_GROUP_NAME, Dataset
 from nyc_collisions_dagster.partitions import daily_partitions
 from nyc_collisions_dagster.raw.checks import check_results, check_specs
-from nyc_collisions_dagster.raw.fetching import DayStream
 from nyc_collisions_dagster.raw.landing import land
 from nyc_collisions_dagster.raw.reconciliation import (
     LAKE_MATCHES_SOURCE,
@@ -16,6 +15,7 @@ from nyc_collisions_dagster.raw.reconciliation import (
     landed_result,
 )
 from nyc_collisions_dagster.raw.schema import column_schema
+from nyc_collisions_dagster.raw.stream import DayStream
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 

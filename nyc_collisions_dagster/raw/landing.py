@@ -7,9 +7,10 @@ soon as its file is written, while later days are still being fetched and upload
 output is not required and never produced, so Dagster adds no events of its own.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
 from datetime import date
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -18,7 +19,7 @@ from nyc_collisions_dagster.lake.storage import PartitionStore, StorageError
 from nyc_collisions_dagster.lake.writer import ParallelWriter
 from nyc_collisions_dagster.metadata import day_counts_table, markdown_preview
 from nyc_collisions_dagster.raw.days import ranges_text
-from nyc_collisions_dagster.raw.fetching import DayStream
+from nyc_collisions_dagster.raw.stream import DayStream
 
 # The tag Dagster reads an event's data version from. A day's version is a digest of its file,
 # so a day landed again with the same rows keeps it, and what reads the day is not made stale.
@@ -93,7 +94,7 @@ def _materialization(
     store: PartitionStore,
     writer: ParallelWriter,
     key: str,
-    summary: dict[str, object] | None = None,
+    summary: Mapping[str, Any] | None = None,
 ) -> dg.AssetMaterialization:
     return dg.AssetMaterialization(
         asset_key=store.asset,

@@ -19,7 +19,7 @@ from nyc_collisions_dagster.constants import DATASETS, Dataset
 from nyc_collisions_dagster.listing import first_and_more
 from nyc_collisions_dagster.partitions import daily_partitions
 from nyc_collisions_dagster.raw.days import days_between
-from nyc_collisions_dagster.raw.fetching import count_by_day
+from nyc_collisions_dagster.raw.planning import count_by_day
 from nyc_collisions_dagster.raw.report import FetchReport
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster.socrata.client import SocrataClient
@@ -66,8 +66,9 @@ def lake_counts(
             if materialization is None or materialization.partition is None:
                 continue
             rows = materialization.metadata.get("dagster/row_count")
+            value = rows.value if rows is not None else None
             counts[date.fromisoformat(materialization.partition)] = (
-                int(rows.value) if rows is not None else None
+                value if isinstance(value, int) else None
             )
     return counts
 

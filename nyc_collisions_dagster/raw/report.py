@@ -77,7 +77,7 @@ class FetchReport:
         return found
 
     def metadata(self, stats: RequestStats) -> dict[str, object]:
-        found = {
+        found: dict[str, dict[str, int] | list[str]] = {
             "coerced_values": dict(sorted(self.typing.coerced.items())),
             "unknown_columns": sorted(self.typing.unknown_columns),
             "missing_columns": sorted(self.typing.missing_columns),

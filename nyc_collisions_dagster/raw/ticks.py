@@ -71,18 +71,18 @@ def _run_requests(
         dg.RunRequest(
             run_key=f"{first}...{last}:{'+'.join(names)}:{run_key}",
             asset_selection=[dg.AssetKey(name) for name in names],
-            **_partitions(first, last),
+            partition_key=first.isoformat() if first == last else None,
+            tags=_range_tags(first, last),
         )
         for (first, last), names in sorted(assets_by_range.items())
     ]
 
 
-def _partitions(first: date, last: date) -> dict[str, object]:
+def _range_tags(first: date, last: date) -> dict[str, str]:
+    """A run of several days is one ranged run: its partitions are the range's tags."""
     if first == last:
-        return {"partition_key": first.isoformat()}
+        return {}
     return {
-        "tags": {
-            "dagster/asset_partition_range_start": first.isoformat(),
-            "dagster/asset_partition_range_end": last.isoformat(),
-        }
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
     }

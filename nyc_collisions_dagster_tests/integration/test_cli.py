@@ -1,0 +1,66 @@
+"""`dagster asset materialize` as users run it, in a subprocess, on the test server and moto."""
+
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import boto3
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def _materialize(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "nyc_collisions_dagster.definitions", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_one_partition_into_the_local_folder(cli_env, soda_rows) -> None:
+    done = _materialize(cli_env, "--select", "crashes", "--partition", "2024-01-03")
+    assert done.returncode == 0, done.stderr[-3000:]
+    path = Path(cli_env["COLLISIONS_STORAGE_URL"]) / "crashes" / "2024-01-03.parquet"
+    assert file_rows(str(path)) == typed_rows("crashes", soda_rows["crashes"], date(2024, 1, 3))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["2024-01-03.parquet"]
+    # One step: the checks, the lake check included, are evaluated in the asset's own process.
+    with dg.DagsterInstance.from_config(cli_env["DAGSTER_HOME"]) as instance:
+        [run] = instance.get_runs()
+        assert [s.step_key for s in instance.get_run_step_stats(run.run_id)] == ["crashes"]
+        checks = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        evaluations = {e.dagster_event.event_specific_data.check_name: e for e in checks}
+        assert set(evaluations) == {
+            "row_count_matches_source",
+            "unique_key_is_unique",
+            "lake_matches_source",
+        }
+        assert all(e.dagster_event.event_specific_data.passed for e in evaluations.values())
+
+
+def test_five_day_range_of_all_assets_into_s3(cli_env, aws_env, s3_storage, soda_rows) -> None:
+    env = {**cli_env, **aws_env, "COLLISIONS_STORAGE_URL": s3_storage}
+    done = _materialize(
+        env, "--select", "crashes,persons,vehicles", "--partition-range", "2024-01-01...2024-01-05"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    s3 = boto3.client("s3")
+    bucket, prefix = s3_storage.removeprefix("s3://").split("/", 1)
+    for name in ("crashes", "persons", "vehicles"):
+        for offset in range(5):
+            day = date(2024, 1, 1) + timedelta(days=offset)
+            key = f"{prefix}/{name}/{day}.parquet"
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            rows = pq.read_table(pa.BufferReader(body)).to_pylist()
+            assert rows == typed_rows(name, soda_rows[name], day), key
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"]
+    assert listed == 15

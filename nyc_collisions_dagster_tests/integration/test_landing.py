@@ -1,0 +1,93 @@
+"""Each day is materialized as soon as its file is written, with its rows and a data version
+that changes with its contents; the run's summary comes last, on the newest day."""
+
+import threading
+import time
+from datetime import date
+
+import dagster as dg
+
+from nyc_collisions_dagster.raw.assets import crashes
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
+from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster_tests.outcomes import FIVE_DAYS, typed_rows
+from nyc_collisions_dagster_tests.soda_fake.generator import to_api_dict
+
+CRASHES = dg.AssetKey("crashes")
+
+
+def _resources(server, tmp_path, **socrata) -> dict[str, object]:
+    return {
+        "socrata": SocrataResource(domain=server.url, **socrata),
+        "io_manager": ParquetIOManager(storage_url=str(tmp_path / "lake")),
+    }
+
+
+def test_days_are_materialized_while_later_days_are_still_being_fetched(
+    make_soda_server, soda_rows, tmp_path
+) -> None:
+    server = make_soda_server()
+    release, held = threading.Event(), threading.Event()
+
+    def hold_the_third_day(path: str, params: dict[str, str]) -> None:
+        if path.endswith(".csv") and params["$where"].startswith("crash_date >= '2024-01-03"):
+            held.set()
+            release.wait(60)
+
+    server.on_request = hold_the_third_day
+    instance = dg.DagsterInstance.ephemeral()
+    # A page a day, so that the third day is a request of its own, and a second request in
+    # flight to fetch the others meanwhile.
+    resources = _resources(server, tmp_path, page_size=800, max_workers=2)
+    outcome: list[dg.ExecuteInProcessResult] = []
+    run = threading.Thread(
+        target=lambda: outcome.append(
+            dg.materialize([crashes], resources=resources, instance=instance, tags=FIVE_DAYS)
+        )
+    )
+    run.start()
+    try:
+        assert held.wait(60)
+        # While the third day is being fetched, the others are written and recorded; the newest
+        # waits for the run's summary.
+        expected = {"2024-01-01", "2024-01-02", "2024-01-04"}
+        deadline = time.monotonic() + 30
+        while instance.get_materialized_partitions(CRASHES) != expected:
+            assert time.monotonic() < deadline, instance.get_materialized_partitions(CRASHES)
+            time.sleep(0.05)
+        [running] = instance.get_runs()
+        assert running.status == dg.DagsterRunStatus.STARTED
+    finally:
+        release.set()
+        run.join(60)
+    [result] = outcome
+    assert result.success
+    assert instance.get_materialized_partitions(CRASHES) == expected | {"2024-01-03", "2024-01-05"}
+    # Each day once, with its rows; the newest last, with the run's figures.
+    events = result.get_asset_materialization_events()
+    assert sorted(e.partition for e in events) == sorted(expected | {"2024-01-03", "2024-01-05"})
+    for event in events:
+        rows = typed_rows("crashes", soda_rows["crashes"], date.fromisoformat(event.partition))
+        assert event.materialization.metadata["dagster/row_count"].value == len(rows)
+    latest = instance.get_latest_materialization_event(CRASHES).asset_materialization
+    assert latest.partition == "2024-01-05"
+    assert latest.metadata["run_partitions"].value == 5
+    assert latest.metadata["requests"].value == len(server.requests)
+
+
+def test_a_day_landed_again_keeps_its_data_version_until_its_rows_change(
+    make_soda_server, soda_rows, tmp_path
+) -> None:
+    server = make_soda_server()
+    resources = _resources(server, tmp_path)
+
+    def version() -> str:
+        result = dg.materialize([crashes], resources=resources, partition_key="2024-01-03")
+        [event] = result.get_asset_materialization_events()
+        return event.materialization.tags["dagster/data_version"]
+
+    first = version()
+    assert version() == first
+    crash = next(r for r in soda_rows["crashes"] if r[0].startswith("2024-01-03"))
+    server.upsert("crashes", [to_api_dict("crashes", crash) | {"borough": "QUEENS-AMENDED"}])
+    assert version() != first
