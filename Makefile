@@ -79,16 +79,16 @@ $(BIN)/.installed-bench: $(BIN)/.installed
 	touch $@
 
 benchmark: $(BIN)/.installed-bench
-	$(BIN)/python benchmarks/mass_upload.py
+	$(BIN)/python -m benchmarks mass_upload
 
 # The processed layer: its build against a plain read, and three queries over raw and processed.
 benchmark-lake: $(BIN)/.installed
-	$(BIN)/python benchmarks/lake_queries.py
+	$(BIN)/python -m benchmarks lake
 
 # The three datasets over 1 month, 1 year and 4 years, each one run, against their floors, and
 # Dagster's share on SQLite and PostgreSQL; `make benchmark-scale FULL=1` adds the whole history.
 benchmark-scale: $(BIN)/.installed postgres
-	$(BIN)/python benchmarks/scaling.py $(if $(FULL),--full)
+	$(BIN)/python -m benchmarks scale $(if $(FULL),--full)
 
 clean:
 	rm -rf $(VENV) .dagster_home data .pytest_cache

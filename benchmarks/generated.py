@@ -3,7 +3,6 @@ as the raw layer stores them."""
 
 from datetime import date, timedelta
 
-import harness  # noqa: F401  (first: it puts this checkout, tests included, on the path)
 import pyarrow as pa
 
 from nyc_collisions_dagster.raw.schema import DROPPED_COLUMNS, SCHEMAS, TypingReport, to_typed

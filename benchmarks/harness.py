@@ -8,7 +8,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,12 +27,17 @@ import pyarrow.dataset as pa_ds
 import pyarrow.fs as pa_fs
 import requests
 
+from nyc_collisions_dagster_tests.soda_fake.processes import (
+    MOTO_CREDENTIALS,
+    free_port,
+    moto_command,
+    wait_for_moto,
+)
+
 REPO = Path(__file__).resolve().parents[1]
-# A benchmark measures the checkout it is in: the package, and the test package whose servers and
-# generator it uses (not installed: pyproject excludes it), are imported from here, not from
-# wherever the virtualenv's editable install points. Every benchmark imports harness first.
-sys.path.insert(0, str(REPO))
 PEAK_RSS = REPO / "benchmarks" / "peak_rss.py"
+# Where each benchmark writes its stamped results, which docs/performance.md links to.
+RESULTS = REPO / "docs" / "performance"
 BUCKET = "nyc-application-collisions"
 CRASHES = "h9gi-nx95"
 _STOP_GRACE_SECONDS = 10
@@ -129,12 +133,6 @@ def stop_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_services(
     live: Processes,
     start: date,
@@ -151,11 +149,9 @@ def start_services(
     `server_model` is how the server spends `row_cost`: "sleep" waits, "cpu" works.
     `server_options` are more options of the server's command line, e.g. `--spool DIR`.
     """
-    moto_url = f"http://127.0.0.1:{free_port()}"
-    host, port = moto_url.removeprefix("http://").split(":")
-    live.start(
-        [sys.executable, "-m", "moto.server", "-H", host, "-p", port], os.environ.copy(), "moto"
-    )
+    port = free_port()
+    moto_url = f"http://127.0.0.1:{port}"
+    moto = live.start(moto_command(port), os.environ.copy(), "moto")
     soda = live.start(
         [
             sys.executable,
@@ -186,28 +182,11 @@ def start_services(
     line = soda.stdout.readline().decode()  # printed once the rows are generated
     if "listening on " not in line:
         raise ChildFailed(f"SODA server did not start: {line!r}")
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_S3": moto_url,
-    }
+    env = {**MOTO_CREDENTIALS, "AWS_ENDPOINT_URL_S3": moto_url}
     os.environ.update(env)  # the checks below read S3 from this process
-    _wait_for(moto_url)
+    wait_for_moto(moto_url, moto)
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     return line.split("listening on ")[1].strip(), env
-
-
-def _wait_for(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise ChildFailed(f"{url} did not answer in 30 s") from None
-            time.sleep(0.1)
 
 
 def source_rows(domain: str, start: date, end: date, dataset: str = CRASHES) -> int:

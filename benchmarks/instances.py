@@ -12,8 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import harness  # noqa: F401  (first: it puts this checkout, tests included, on the path)
-
+from benchmarks import harness
 from nyc_collisions_dagster_tests.postgres import PostgresServer
 
 # As deploy/vm/dagster.yaml, production's, with the connection written out: the benchmark reads

@@ -1,9 +1,9 @@
 """Lake benchmark: what the processed layer costs to build and what it saves readers, on moto S3.
 
-    python benchmarks/lake_queries.py             # 4 years (2020-2023): ~8 min on 2 idle cores
-    python benchmarks/lake_queries.py --quick     # 3 months: a smoke test in about 30 s
-    python benchmarks/lake_queries.py --diagnose  # also where each query's CPU goes
-    python benchmarks/lake_queries.py --help      # window and repetition options
+    python -m benchmarks lake             # 4 years (2020-2023): ~8 min on 2 idle cores
+    python -m benchmarks lake --quick     # 3 months: a smoke test in about 30 s
+    python -m benchmarks lake --diagnose  # also where each query's CPU goes
+    python -m benchmarks lake --help      # window and repetition options
 
 It starts moto S3 in server mode, lands the generated days of crashes, persons and vehicles as the
 raw layer does (typed Parquet, one file per dataset and day, month by month so memory stays
@@ -44,17 +44,22 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
-import harness
 import pyarrow as pa
 import pyarrow.compute as pc
-import raw_read
 import requests
-from generated import CRASHES_PER_DAY, generate, typed
-from report import Target
 
+from benchmarks import harness, raw_read
+from benchmarks.generated import CRASHES_PER_DAY, generate, typed
+from benchmarks.report import Target
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.lake import query as lake
 from nyc_collisions_dagster.lake.storage import PartitionStore
+from nyc_collisions_dagster_tests.soda_fake.processes import (
+    MOTO_CREDENTIALS,
+    free_port,
+    moto_command,
+    wait_for_moto,
+)
 
 START = date(2020, 1, 1)  # persons and vehicles are complete from 2016-04 on
 RSS_LONG_MONTHS = 24
@@ -132,13 +137,12 @@ class Moto:
 
     def __init__(self, live: harness.Processes, scratch: Path) -> None:
         self.recording = scratch / "moto_recording.jsonl"
-        port = harness.free_port()
+        port = free_port()
         self.endpoint = f"http://127.0.0.1:{port}"
         env = {**os.environ, "MOTO_RECORDER_FILEPATH": str(self.recording)}
-        self.pid = live.start(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env, "moto"
-        ).pid
-        self._wait()
+        process = live.start(moto_command(port), env, "moto")
+        self.pid = process.pid
+        wait_for_moto(self.endpoint, process)
 
     def cpu_seconds(self) -> float:
         """moto's user and system CPU time so far (Linux /proc): what serving requests costs."""
@@ -146,23 +150,7 @@ class Moto:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def aws_env(self) -> dict[str, str]:
-        return {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_S3": self.endpoint,
-        }
-
-    def _wait(self) -> None:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{self.endpoint}/moto-api/", timeout=1)
-                return
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise harness.ChildFailed("moto did not answer in 30 s") from None
-                time.sleep(0.1)
+        return {**MOTO_CREDENTIALS, "AWS_ENDPOINT_URL_S3": self.endpoint}
 
     def _recorder(self, action: str) -> None:
         requests.post(f"{self.endpoint}/moto-api/recorder/{action}", timeout=30).raise_for_status()
@@ -710,7 +698,7 @@ def context_lines(
     lines = [
         f"{window.start} to {last}: {window.days:,} raw days, {window.months} processed months. "
         f"Rows: {per_day(landed, window)}. moto S3 in server mode on loopback, "
-        f"{os.cpu_count()} cores shared with moto. `python benchmarks/lake_queries.py{flags}`, "
+        f"{os.cpu_count()} cores shared with moto. `python -m benchmarks lake{flags}`, "
         f"{seconds:.0f} s in all.",
         "",
         "Build wall times include each command's start-up; peak RSS is each run's own process "
@@ -776,7 +764,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    output = None if args.quick else harness.REPO / "docs" / "performance" / "lake.md"
+    output = None if args.quick else harness.RESULTS / "lake.md"
     return harness.run_report(lambda scratch: benchmark(args, scratch), "lake-queries-", output)
 
 

@@ -1,9 +1,9 @@
 """Mass-upload benchmark: the guide's two original methods, this project, dlt and two floors.
 
-    python benchmarks/mass_upload.py                # 4 years of crashes, both server models
-    python benchmarks/mass_upload.py --models sleep # the sleep model only
-    python benchmarks/mass_upload.py --quick        # 3 months, fewer runs: a smoke test
-    python benchmarks/mass_upload.py --help         # server model and window options
+    python -m benchmarks mass_upload                # 4 years of crashes, both server models
+    python -m benchmarks mass_upload --models sleep # the sleep model only
+    python -m benchmarks mass_upload --quick        # 3 months, fewer runs: a smoke test
+    python -m benchmarks mass_upload --help         # server model and window options
 
 The default run takes about 22 minutes on a quiet 2-core machine; the brute-force baseline and
 dlt's rest_api take 2 minutes or more each (dlt's once per model).
@@ -48,8 +48,8 @@ from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 
-import harness
-from report import Result, dlt_notes, markdown, peer_targets, targets
+from benchmarks import harness
+from benchmarks.report import Result, dlt_notes, markdown, peer_targets, targets
 
 START = date(2021, 1, 1)
 ORIGINALS = harness.REPO / "benchmarks" / "originals.py"
@@ -349,7 +349,7 @@ def measure(args: argparse.Namespace, scratch: Path, end: date, model: str, firs
         f"{total:,} rows. Test server ({model} model): {args.latency:g} s per request, "
         f"{args.row_cost * 1e6:g} µs {MODEL_COSTS[model]} per row, at most "
         f"{args.max_concurrent} requests at once. Machine: {os.cpu_count()} cores. "
-        f"`python benchmarks/mass_upload.py{' --quick' if args.quick else f' --years {args.years}'}"
+        f"`python -m benchmarks mass_upload{' --quick' if args.quick else f' --years {args.years}'}"
         f" --models {args.models}`.",
     ]
     labels = {key: label for key, (label, _) in runs.items()}
@@ -389,7 +389,8 @@ def floor_notes(results: dict[str, Result | None], days: int) -> list[str]:
 
 def main() -> int:
     args = parse_args()
-    return harness.run_report(lambda scratch: benchmark(args, scratch), "mass-upload-")
+    output = None if args.quick else harness.RESULTS / "mass_upload.md"
+    return harness.run_report(lambda scratch: benchmark(args, scratch), "mass-upload-", output)
 
 
 if __name__ == "__main__":

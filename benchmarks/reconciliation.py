@@ -1,8 +1,8 @@
 """Reconciliation benchmark: a full-history comparison of the three datasets, on an instance of the
 production size, as reconciliation_sensor and lake_matches_source evaluate it.
 
-    python benchmarks/reconciliation.py             # builds the instance (~4 min), then measures
-    python benchmarks/reconciliation.py --home DIR  # keeps the instance in DIR, reused next time
+    python -m benchmarks reconciliation             # builds the instance (~4 min), then measures
+    python -m benchmarks reconciliation --home DIR  # keeps the instance in DIR, reused next time
 
 The instance is a default (SQLite) DAGSTER_HOME. For each of crashes, persons and vehicles it holds
 one materialization per daily partition from 2012-07-01 to yesterday, with the `dagster/row_count`
@@ -20,7 +20,6 @@ reads the records meanwhile; its parts are also timed alone. The Markdown report
 
 import argparse
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,23 +29,22 @@ from pathlib import Path
 
 import dagster as dg
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the suite's SODA server and row generator
-
-from nyc_collisions_dagster.constants import DATASETS  # noqa: E402
-from nyc_collisions_dagster.raw.assets import collision_assets  # noqa: E402
-from nyc_collisions_dagster.raw.planning import count_by_day  # noqa: E402
-from nyc_collisions_dagster.raw.reconciliation import (  # noqa: E402
+from benchmarks import harness
+from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.raw.assets import collision_assets
+from nyc_collisions_dagster.raw.planning import count_by_day
+from nyc_collisions_dagster.raw.reconciliation import (
     lake_check_keys,
     lake_counts,
     partition_days,
 )
-from nyc_collisions_dagster.raw.reconciliation_sensor import reconciliation_sensor  # noqa: E402
-from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager  # noqa: E402
-from nyc_collisions_dagster.resources.socrata import SocrataResource  # noqa: E402
-from nyc_collisions_dagster_tests.soda_fake.generator import FIELDS, generate  # noqa: E402
-from nyc_collisions_dagster_tests.soda_fake.server import SodaServer  # noqa: E402
+from nyc_collisions_dagster.raw.reconciliation_sensor import reconciliation_sensor
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
+from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster_tests.soda_fake.generator import FIELDS, generate
+from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
 
+REPO = Path(__file__).resolve().parents[1]
 OFF_BY_ONE = {"crashes": 5, "persons": 3, "vehicles": 2}  # days recorded one row off, spread out
 NEVER_LANDED = 3  # the last days of vehicles
 REMATERIALIZED_DAYS = 365
@@ -112,26 +110,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, help="DAGSTER_HOME to build once and reuse")
     args = parser.parse_args()
+    output = harness.RESULTS / "reconciliation.md"
+    return harness.run_report(lambda scratch: _measure(args, scratch), "reconciliation-", output)
+
+
+def _measure(args: argparse.Namespace, scratch: Path) -> str:
     days = partition_days()
     rows = generate(days[0], days[-1] + timedelta(days=1), crashes_per_day=(1, 3))
     counts = source_counts(rows)
-    with tempfile.TemporaryDirectory() as scratch:
-        home = args.home or Path(scratch) / "dagster_home"
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        with (
-            dg.DagsterInstance.from_config(str(home)) as instance,
-            SodaServer(rows, latency=0.5, row_cost=50e-6) as server,
-        ):
-            started = time.perf_counter()
-            build(instance, counts, days)
-            progress(f"instance ready in {time.perf_counter() - started:.0f} s")
-            resources = {
-                "socrata": SocrataResource(domain=server.url),
-                "io_manager": ParquetIOManager(storage_url=str(Path(scratch) / "no-lake")),
-            }
-            print(report(instance, resources, days, off_by_one_days(days)))
-    return 0
+    home = args.home or scratch / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with (
+        dg.DagsterInstance.from_config(str(home)) as instance,
+        SodaServer(rows, latency=0.5, row_cost=50e-6) as server,
+    ):
+        started = time.perf_counter()
+        build(instance, counts, days)
+        progress(f"instance ready in {time.perf_counter() - started:.0f} s")
+        resources = {
+            "socrata": SocrataResource(domain=server.url),
+            "io_manager": ParquetIOManager(storage_url=str(scratch / "no-lake")),
+        }
+        return "# Reconciliation\n\n" + report(instance, resources, days, off_by_one_days(days))
 
 
 def report(

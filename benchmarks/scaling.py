@@ -1,10 +1,10 @@
 """Scaling benchmark: the history of the three datasets in one backfill run, the points on the
 way there, and Dagster's share of the time on SQLite and on PostgreSQL.
 
-    python benchmarks/scaling.py          # 1 month, 1 year, 4 years: ~10 min on 2 idle cores
-    python benchmarks/scaling.py --full   # and the full history from 2012-07-01: ~25 min more
-    python benchmarks/scaling.py --share  # and Dagster's share over 1 year: ~10 min more
-    python benchmarks/scaling.py --quick  # 1 and 3 months: a smoke test (with --share too)
+    python -m benchmarks scale          # 1 month, 1 year, 4 years: ~10 min on 2 idle cores
+    python -m benchmarks scale --full   # and the full history from 2012-07-01: ~25 min more
+    python -m benchmarks scale --share  # and Dagster's share over 1 year: ~10 min more
+    python -m benchmarks scale --quick  # 1 and 3 months: a smoke test (with --share too)
 
 It starts the suite's SODA server with crashes, persons and vehicles generated at realistic daily
 volumes from the first day the points need (persons and vehicles sparse before April 2016, as
@@ -43,15 +43,12 @@ from functools import partial
 from pathlib import Path
 
 import boto3
-import harness
-import instances
-import scaling_report
-import timeline
-from generated import CRASHES_PER_DAY
-from report import Result
-from scaling_report import Timed
-from spot_checks import spot_check
 
+from benchmarks import harness, instances, scaling_report, timeline
+from benchmarks.generated import CRASHES_PER_DAY
+from benchmarks.report import Result
+from benchmarks.scaling_report import Timed
+from benchmarks.spot_checks import spot_check
 from nyc_collisions_dagster.constants import DATASETS, START_DATE
 from nyc_collisions_dagster.partitions import daily_partitions
 
@@ -325,7 +322,8 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
 
 def main() -> int:
     args = parse_args()
-    return harness.run_report(lambda scratch: benchmark(args, scratch), "scaling-")
+    output = None if args.quick else harness.RESULTS / "scale.md"
+    return harness.run_report(lambda scratch: benchmark(args, scratch), "scaling-", output)
 
 
 if __name__ == "__main__":

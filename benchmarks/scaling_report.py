@@ -9,13 +9,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import harness
-import instances
-import timeline
-from report import Result, Target
-from spot_checks import SpotChecks
-from timeline import Phases
-
+from benchmarks import harness, instances, timeline
+from benchmarks.report import Result, Target
+from benchmarks.spot_checks import SpotChecks
+from benchmarks.timeline import Phases
 from nyc_collisions_dagster.constants import DATASETS
 
 if TYPE_CHECKING:
@@ -279,7 +276,7 @@ def markdown(
         f"Points end on {longest.end - timedelta(days=1)}, the newest partition. "
         f"{longest.label} ({longest.start} on): {per_day}. Test server: 0.5 s per request, "
         "50 µs per row, at most 8 requests at once; moto S3. Machine: "
-        f"{os.cpu_count()} cores. `python benchmarks/scaling.py{flags}`, {seconds / 60:.0f} "
+        f"{os.cpu_count()} cores. `python -m benchmarks scale{flags}`, {seconds / 60:.0f} "
         "min in all.",
         "",
         "Wall times include each command's start-up; peak RSS is each run's largest process; "

@@ -1,7 +1,7 @@
 """SODA3 pages as CSV or as JSON: which reaches the typed Arrow tables sooner, for what bytes.
 
-    python benchmarks/soda3_formats.py             # a year of crashes, about 1 minute
-    python benchmarks/soda3_formats.py --months 3  # a smoke test
+    python -m benchmarks soda3_formats             # a year of crashes, about 1 minute
+    python -m benchmarks soda3_formats --months 3  # a smoke test
 
 dev.socrata.com/docs/formats lists both CSV and JSON for SODA3, so the project measured before
 choosing. The SODA test server runs in this process with no modelled latency; every page of the
@@ -24,19 +24,17 @@ from collections.abc import Iterator
 from datetime import date
 from typing import IO
 
-import harness
 import pyarrow as pa
 
+from benchmarks import harness
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.raw.pages import ChunkFetch
 from nyc_collisions_dagster.raw.schema import SCHEMAS, TypingReport, to_typed
 from nyc_collisions_dagster.raw.stream import DayStream
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster.socrata.client import day_window_where
-
-sys.path.insert(0, str(harness.REPO))
-from nyc_collisions_dagster_tests.soda_fake.generator import generate  # noqa: E402
-from nyc_collisions_dagster_tests.soda_fake.server import SodaServer  # noqa: E402
+from nyc_collisions_dagster_tests.soda_fake.generator import generate
+from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
 
 START = date(2021, 1, 1)
 CRASHES = DATASETS["crashes"]
@@ -136,23 +134,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--months", type=int, default=12, help="window from 2021-01-01")
     args = parser.parse_args()
-    years, month = divmod(args.months, 12)
+    output = harness.RESULTS / "soda3_formats.md"
+    return harness.run_report(lambda scratch: _measure(args.months), "soda3-formats-", output)
+
+
+def _measure(months: int) -> str:
+    years, month = divmod(months, 12)
     end = date(START.year + years, month + 1, 1)
-    print(f"generating crashes {START} to {end}", file=sys.stderr, flush=True)
+    harness.progress(f"generating crashes {START} to {end}")
     with SodaServer(generate(START, end, datasets=("crashes",))) as server:
         figures = measure(server, end)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("| SODA3 pages as | rows | MB | download s | parse s | parse rows/s |")
-    print("|---|--:|--:|--:|--:|--:|")
+    lines = [
+        "# SODA3 page formats",
+        "",
+        "| SODA3 pages as | rows | MB | download s | parse s | parse rows/s |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
     for fmt in ("csv", "json"):
         f = figures[fmt]
-        print(
+        lines.append(
             f"| {fmt} | {f['rows']:,.0f} | {f['mb']:.1f} | {f['download_s']:.2f} | "
             f"{f['parse_s']:.2f} | {f['rows'] / f['parse_s']:,.0f} |"
         )
     same = "the same typed rows" if figures["check"]["same"] else "DIFFERENT typed rows"
-    print(f"\nBoth formats gave {same}. Process peak RSS {peak:.0f} MB.")
-    return 0
+    lines.append(f"\nBoth formats gave {same}. Process peak RSS {peak:.0f} MB.")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import harness
 import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
-from generated import typed_day
 
+from benchmarks import harness
+from benchmarks.generated import typed_day
 from nyc_collisions_dagster.constants import DATASETS, DETAIL_START_MONTH
 
 _DETAIL_START = date.fromisoformat(f"{DETAIL_START_MONTH}-01")

@@ -2,11 +2,8 @@
 PostgreSQL and the production topology."""
 
 import os
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,13 +14,18 @@ from typing import Any
 
 import boto3
 import pytest
-import requests
 
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests import real_data
 from nyc_collisions_dagster_tests.postgres import PostgresServer
 from nyc_collisions_dagster_tests.soda_fake.generator import DATASET_IDS, FIELDS, Row, generate
+from nyc_collisions_dagster_tests.soda_fake.processes import (
+    MOTO_CREDENTIALS,
+    free_port,
+    moto_command,
+    wait_for_moto,
+)
 from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
 from nyc_collisions_dagster_tests.soda_fake.spooled_table import SpooledTable, spool_generated
 from nyc_collisions_dagster_tests.topology import Topology
@@ -108,33 +110,19 @@ def soda_api(
     return api
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def _moto_server(**env: str) -> Iterator[str]:
     """A real S3 API on loopback: moto in server mode, in its own process."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        moto_command(port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **env},
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
+        wait_for_moto(endpoint, process)
         yield endpoint
     finally:
         process.terminate()
@@ -165,12 +153,7 @@ def moto_with_auth(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 @pytest.fixture
 def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The standard AWS settings pointing at moto, set in this process and returned for children."""
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_S3": moto_endpoint,
-    }
+    env = {**MOTO_CREDENTIALS, "AWS_ENDPOINT_URL_S3": moto_endpoint}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env

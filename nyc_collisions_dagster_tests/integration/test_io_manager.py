@@ -15,9 +15,7 @@ _LOADED: dict[str, pd.DataFrame] = {}
 
 @dg.asset(
     partitions_def=daily_partitions,
-    ins={
-        "crashes": dg.AssetIn(partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-2))
-    },
+    ins={"crashes": dg.AssetIn(partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-2))},
     io_manager_key="mem_io_manager",
 )
 def crashes_this_week_so_far(crashes: pd.DataFrame) -> int:

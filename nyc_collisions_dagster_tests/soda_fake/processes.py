@@ -1,19 +1,49 @@
-"""Long-lived server processes (Dagster's, PostgreSQL's), each in a process group of its own, so
-that stopping one stops everything it started, and the checks that nothing outlived it."""
+"""Long-lived server processes (moto's, Dagster's, PostgreSQL's), each in a process group of its
+own, so that stopping one stops everything it started, and the checks that nothing outlived it.
+The suite and the benchmarks start moto with the same command and wait for it the same way."""
 
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import requests
+
+# Credentials moto accepts; nothing outside the loopback endpoint ever sees them.
+MOTO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def moto_command(port: int) -> list[str]:
+    """moto's S3 API in server mode on loopback: the real protocol, in a process of its own."""
+    return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+
+def wait_for_moto(endpoint: str, process: subprocess.Popen | None = None) -> None:
+    """Return once moto at `endpoint` answers; fail within 30 s, or at once if it exited."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(f"{endpoint}/moto-api/", timeout=1)
+            return
+        except requests.ConnectionError:
+            exited = process is not None and process.poll() is not None
+            if exited or time.monotonic() > deadline:
+                raise RuntimeError(f"moto did not start at {endpoint}") from None
+            time.sleep(0.1)
 
 
 def port_is_open(port: int) -> bool:

@@ -9,6 +9,7 @@ import boto3
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
 
@@ -64,3 +65,32 @@ def test_five_day_range_of_all_assets_into_s3(cli_env, aws_env, s3_storage, soda
             assert rows == typed_rows(name, soda_rows[name], day), key
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"]
     assert listed == 15
+
+
+@pytest.mark.one_transport  # refused before any request
+@pytest.mark.parametrize("key", ["2024-13-01", "../x", "2012-06-30"])
+def test_an_invalid_partition_key_is_refused_before_any_request(
+    key, make_soda_server, cli_env
+) -> None:
+    server = make_soda_server()
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "asset",
+            "materialize",
+            "-m",
+            "nyc_collisions_dagster.definitions",
+            "--select",
+            "crashes",
+            "--partition",
+            key,
+        ],
+        cwd=REPO_ROOT,
+        env={**cli_env, "SOCRATA_DOMAIN": server.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert f"partition key `{key}`" in done.stderr.splitlines()[-1]
+    assert server.requests == []
