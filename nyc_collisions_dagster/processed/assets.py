@@ -11,47 +11,30 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nyc_collisions_dagster.constants import (
-    DATASETS,
-    OWNERS,
-    PROCESSED_GROUP_NAME,
-    PROCESSED_PREFIX,
-)
+from nyc_collisions_dagster.constants import DATASETS, OWNERS, PROCESSED_GROUP_NAME
 from nyc_collisions_dagster.metadata import table_schema
 from nyc_collisions_dagster.partitions import daily_partitions, monthly_partitions
 from nyc_collisions_dagster.processed.automation import raw_days_changed
 from nyc_collisions_dagster.processed.build import month_days, read_months, require_landed
 from nyc_collisions_dagster.processed.checks import MonthFigures, check_results, check_specs
-from nyc_collisions_dagster.processed.transforms import (
-    COLUMN_NOTES,
-    COLUMNS_READ,
-    SCHEMAS_PROCESSED,
-    Findings,
-    process_crashes,
-    process_persons,
-    process_vehicles,
-)
+from nyc_collisions_dagster.processed.tables import TABLES, columns_to_read
+from nyc_collisions_dagster.processed.transforms import COLUMN_NOTES, SCHEMAS_PROCESSED, Findings
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 
-# The raw datasets each table is made from: crashes counts its persons and vehicles rows, and
-# persons and vehicles carry their crash's place.
-SOURCES = {
-    "crashes": ["crashes", "persons", "vehicles"],
-    "persons": ["persons", "crashes"],
-    "vehicles": ["vehicles", "crashes"],
-}
 # A month depends on each of its days; the current month's future days are not partitions yet.
 _WHOLE_MONTH = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
 
 
 def processed_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey([PROCESSED_PREFIX, name])
+    return TABLES[name].key
 
 
 def _spec(name: str) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=processed_key(name),
-        deps=[dg.AssetDep(source, partition_mapping=_WHOLE_MONTH) for source in SOURCES[name]],
+        deps=[
+            dg.AssetDep(source, partition_mapping=_WHOLE_MONTH) for source in TABLES[name].sources
+        ],
         description=f"{DATASETS[name].title}, one Parquet file per crash month in "
         f"year=YYYY/month=MM folders, sorted by crash_date and {DATASETS[name].unique_key}, "
         "with crash_datetime and its parts added.",
@@ -80,7 +63,8 @@ def processed_tables(
     processed_lake: ProcessedLake,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     names = [name for name in DATASETS if processed_key(name) in context.selected_asset_keys]
-    sources = sorted({source for name in names for source in SOURCES[name]})
+    columns = columns_to_read(TABLES[name] for name in names)
+    sources = sorted(columns)
     last_day = date.fromisoformat(daily_partitions.get_last_partition_key() or "1970-01-01")
     months = [(month, month_days(month, last_day)) for month in context.partition_keys]
     raw = {source: io_manager.store(source) for source in sources}
@@ -91,12 +75,11 @@ def processed_tables(
     stores = {name: processed_lake.store(name) for name in names}
     for store in stores.values():
         store.ensure_writable()
-    columns = {s: None if s in names else COLUMNS_READ[s] for s in sources}
     figures: dict[str, dict[str, MonthFigures]] = {name: {} for name in names}
     for month, tables in read_months(raw, columns, months):
         for name in names:
             findings = Findings()
-            table = _process(name, tables, findings)
+            table = TABLES[name].build(tables, findings)
             stores[name].write(month, table)
             figures[name][month] = _figures(
                 name, table, tables[name], stores[name].row_count(month)
@@ -116,14 +99,6 @@ def processed_tables(
         for result in check_results(processed_key(name), name, figures[name]):
             if dg.AssetCheckKey(processed_key(name), str(result.check_name)) in selected_checks:
                 yield result
-
-
-def _process(name: str, tables: dict[str, pa.Table], findings: Findings) -> pa.Table:
-    if name == "crashes":
-        return process_crashes(tables["crashes"], tables["persons"], tables["vehicles"], findings)
-    if name == "persons":
-        return process_persons(tables["persons"], tables["crashes"], findings)
-    return process_vehicles(tables["vehicles"], tables["crashes"], findings)
 
 
 def _figures(name: str, table: pa.Table, raw: pa.Table, written: int) -> MonthFigures:

@@ -14,7 +14,6 @@ import pyarrow.compute as pc
 from nyc_collisions_dagster.constants import DATASETS, TIMEZONE
 from nyc_collisions_dagster.processed.boroughs import locate_boroughs
 from nyc_collisions_dagster.processed.severity import (
-    SEVERITY_COLUMNS,
     SEVERITY_NOTE,
     injury_severity,
 )
@@ -70,11 +69,6 @@ SCHEMAS_PROCESSED: dict[str, pa.Schema] = {
     for name in DATASETS
 }
 # The raw columns each table reads of a dataset whose own table is not built in the same run.
-COLUMNS_READ = {
-    "crashes": ["collision_id", "borough", "zip_code", "latitude", "longitude"],
-    "persons": ["collision_id", *SEVERITY_COLUMNS],
-    "vehicles": ["collision_id"],
-}
 _PERSON_FACTORS = ["contributing_factor_1", "contributing_factor_2"]
 
 
