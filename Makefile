@@ -47,13 +47,15 @@ screenshots: $(BIN)/.installed
 docs: $(BIN)/.installed
 	$(BIN)/mkdocs serve
 
-# Everything CI checks: lint, types, import contracts, then every tier (the docs build is a unit test).
+# Everything CI checks: lint, types, import contracts, then every tier on both cores (the strict
+# docs build is a unit test).
 test: lint postgres java
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
-# The edit-test loop: the unit and integration tiers, on both cores.
+# The edit-test loop: the unit and integration tiers on both cores, each test on one transport,
+# without the real-row end-to-end runs.
 test-fast: $(BIN)/.installed
-	$(BIN)/python -m pytest -m "unit or integration" -n 2
+	SUITE_TRANSPORTS=soda2 $(BIN)/python -m pytest -m "unit or (integration and not real_data)" -n 2
 
 LINTED := nyc_collisions_dagster nyc_collisions_dagster_tests benchmarks scripts
 lint: $(BIN)/.installed

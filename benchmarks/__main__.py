@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
         return 2
     name, *options = argv
     module = importlib.import_module(f"benchmarks.{BENCHMARKS[name]}")
-    sys.argv = ["-m", "benchmarks", name, *options]  # what the results' stamp names
+    sys.argv = [f"-m benchmarks {name}", *options]  # argparse reads the options; the stamp, all
     return module.main()
 
 

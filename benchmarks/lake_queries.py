@@ -767,6 +767,3 @@ def main() -> int:
     output = None if args.quick else harness.RESULTS / "lake.md"
     return harness.run_report(lambda scratch: benchmark(args, scratch), "lake-queries-", output)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -392,6 +392,3 @@ def main() -> int:
     output = None if args.quick else harness.RESULTS / "mass_upload.md"
     return harness.run_report(lambda scratch: benchmark(args, scratch), "mass-upload-", output)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -188,6 +188,3 @@ def report(
         ]
     )
 
-
-if __name__ == "__main__":
-    sys.exit(main())

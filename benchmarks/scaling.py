@@ -325,6 +325,3 @@ def main() -> int:
     output = None if args.quick else harness.RESULTS / "scale.md"
     return harness.run_report(lambda scratch: benchmark(args, scratch), "scaling-", output)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

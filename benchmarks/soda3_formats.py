@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import resource
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -161,6 +160,3 @@ def _measure(months: int) -> str:
     lines.append(f"\nBoth formats gave {same}. Process peak RSS {peak:.0f} MB.")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -94,3 +94,22 @@ def test_an_invalid_partition_key_is_refused_before_any_request(
     assert done.returncode != 0
     assert f"partition key `{key}`" in done.stderr.splitlines()[-1]
     assert server.requests == []
+
+
+def test_dagster_cli_validates_the_definitions(tmp_path) -> None:
+    done = subprocess.run(
+        [
+            DAGSTER,
+            "definitions",
+            "validate",
+            "-m",
+            "nyc_collisions_dagster.definitions",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(tmp_path), "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Validation successful" in done.stdout + done.stderr
