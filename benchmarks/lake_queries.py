@@ -766,4 +766,3 @@ def main() -> int:
     args = parse_args()
     output = None if args.quick else harness.RESULTS / "lake.md"
     return harness.run_report(lambda scratch: benchmark(args, scratch), "lake-queries-", output)
-

@@ -391,4 +391,3 @@ def main() -> int:
     args = parse_args()
     output = None if args.quick else harness.RESULTS / "mass_upload.md"
     return harness.run_report(lambda scratch: benchmark(args, scratch), "mass-upload-", output)
-

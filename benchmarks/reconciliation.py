@@ -187,4 +187,3 @@ def report(
             f"{'ok' if len(passed) == 3 and not any(passed) else passed} |",
         ]
     )
-

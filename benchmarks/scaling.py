@@ -324,4 +324,3 @@ def main() -> int:
     args = parse_args()
     output = None if args.quick else harness.RESULTS / "scale.md"
     return harness.run_report(lambda scratch: benchmark(args, scratch), "scaling-", output)
-

@@ -159,4 +159,3 @@ def _measure(months: int) -> str:
     same = "the same typed rows" if figures["check"]["same"] else "DIFFERENT typed rows"
     lines.append(f"\nBoth formats gave {same}. Process peak RSS {peak:.0f} MB.")
     return "\n".join(lines)
-
