@@ -275,6 +275,14 @@ def csv_object_rows(key: str) -> int:
     return pa_csv.read_csv(io.BytesIO(body), parse_options=parse).num_rows
 
 
+def window_command(
+    script: Path, mode: str, domain: str, start: date, end: date, *options: str
+) -> list[str]:
+    """A peer script's command line (originals.py, dlt_peer.py): mode, server, window."""
+    window = ["--start", str(start), "--end", str(end)]
+    return [sys.executable, str(script), mode, "--domain", domain, *window, *options]
+
+
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 

@@ -40,7 +40,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,19 +83,7 @@ progress = harness.progress
 
 def run_original(bench: Bench, mode: str, start: date, end: date) -> Result:
     key = f"bench/{mode}-{uuid.uuid4().hex[:8]}.csv"
-    cmd = [
-        sys.executable,
-        str(ORIGINALS),
-        mode,
-        "--domain",
-        bench.domain,
-        "--start",
-        str(start),
-        "--end",
-        str(end),
-        "--key",
-        key,
-    ]
+    cmd = harness.window_command(ORIGINALS, mode, bench.domain, start, end, "--key", key)
     measured = bench.live.measure(cmd, bench.env, mode)
     told = json.loads(measured.stdout.splitlines()[-1])
     expected = harness.source_rows(bench.domain, start, end)
@@ -110,19 +97,7 @@ def run_original(bench: Bench, mode: str, start: date, end: date) -> Result:
 
 
 def wire_cmd(bench: Bench, start: date, end: date, fmt: str) -> list[str]:
-    return [
-        sys.executable,
-        str(ORIGINALS),
-        "wire",
-        "--domain",
-        bench.domain,
-        "--start",
-        str(start),
-        "--end",
-        str(end),
-        "--format",
-        fmt,
-    ]
+    return harness.window_command(ORIGINALS, "wire", bench.domain, start, end, "--format", fmt)
 
 
 def warm_up(bench: Bench, end: date) -> None:
@@ -153,19 +128,7 @@ def run_dlt(bench: Bench, mode: str, start: date, end: date) -> Result:
     count alone."""
     name = f"dlt-{mode}-{uuid.uuid4().hex[:8]}"
     out = bench.scratch / name
-    cmd = [
-        sys.executable,
-        str(DLT_PEER),
-        mode,
-        "--domain",
-        bench.domain,
-        "--start",
-        str(start),
-        "--end",
-        str(end),
-        "--out",
-        str(out),
-    ]
+    cmd = harness.window_command(DLT_PEER, mode, bench.domain, start, end, "--out", str(out))
     measured = bench.live.measure(cmd, bench.env, name)
     told = json.loads(measured.stdout.splitlines()[-1])
     rows, keys = harness.local_parquet_rows(Path(told["table"]), "collision_id")

@@ -33,7 +33,6 @@ reported, not asserted: the exit status is 0 unless the services failed.
 
 import argparse
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -182,19 +181,9 @@ def run_floor(
 
 def run_wire(bench: Bench, point: Point) -> Result:
     ids = ",".join(d.dataset_id for d in DATASETS.values())
-    cmd = [
-        sys.executable,
-        str(ORIGINALS),
-        "wire",
-        "--domain",
-        bench.domain,
-        "--start",
-        str(point.start),
-        "--end",
-        str(point.end),
-        "--datasets",
-        ids,
-    ]
+    cmd = harness.window_command(
+        ORIGINALS, "wire", bench.domain, point.start, point.end, "--datasets", ids
+    )
     measured = bench.live.measure(cmd, bench.env, f"wire-{uuid.uuid4().hex[:8]}")
     told = scaling_report.last_json(measured.stdout)
     expected = sum(
