@@ -30,8 +30,8 @@ def _parquet_format(schema: pa.Schema) -> ds.ParquetFileFormat:
     """How pyarrow reads the lake's files on S3 for DuckDB.
 
     Every request costs a round trip: a file's selected column chunks are read in as few ranged
-    GETs as possible (holes up to 4 MB are read through), not one GET per chunk; the benchmark
-    measured 201 GETs instead of 345 for a join of persons and crashes over 4 years. Text columns
+    GETs as possible (holes up to 4 MB are read through), not one GET per chunk (the lake
+    benchmark counts them: docs/performance/lake.md). Text columns
     stay dictionary-encoded as Parquet stores them (DuckDB still sees VARCHAR): decoding millions
     of repeated boroughs into strings took half of a persons query's time.
     """

@@ -18,8 +18,8 @@ from nyc_collisions_dagster.raw.report import FetchReport
 ROW_COUNT = "row_count_matches_source"
 UNIQUE_KEY = "unique_key_is_unique"
 LINKED = "collision_ids_exist_in_crashes"
-# Crashes files read at once for the linked check. Each is a small read, bound by latency on S3:
-# one after another, 4 years of them took 48 s after the run's last day was written.
+# Crashes files read at once for the linked check. Each is a small read, bound by latency on S3,
+# and the check runs after the run's last day is written.
 _READERS = 16
 
 

@@ -1,9 +1,9 @@
 """Land a run's days: write each day's file, and record its materialization once it is written.
 
 Dagster records the materializations of an asset's output when the output is handled, one
-partition after another after the last day is written: about 11 ms each on the default SQLite
-instance, 16 s for 4 years of days. Yielded from the asset's body instead, each is recorded as
-soon as its file is written, while later days are still being fetched and uploaded. The asset's
+partition after another after the last day is written (docs/performance.md). Yielded from the
+asset's body instead, each is recorded as soon as its file is written, while later days are
+still being fetched and uploaded. The asset's
 output is not required and never produced, so Dagster adds no events of its own.
 """
 

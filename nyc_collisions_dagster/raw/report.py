@@ -25,7 +25,7 @@ class LinkedIds:
 
 def _compact(keys: np.ndarray) -> np.ndarray:
     """Keys as 4-byte integers when they fit, as every key of the three datasets does so far:
-    over the whole history of persons (8 M rows) they hold 32 MB instead of 64."""
+    half the memory of the whole history's keys."""
     if len(keys) and keys.min() >= 0 and keys.max() <= np.iinfo(np.uint32).max:
         return keys.astype(np.uint32)
     return keys
@@ -60,8 +60,8 @@ class FetchReport:
     def duplicate_keys(self) -> dict[int, list[date]]:
         """Keys found more than once among the days recorded, with the days holding them.
 
-        One sorted copy of the keys, sorted in place: over the whole history of persons (8 M
-        keys) an argsort with a day for each key held five such arrays at once, 300 MB more.
+        One sorted copy of the keys, sorted in place: an argsort with a day for each key would
+        hold several arrays of the whole history's keys at once.
         """
         if not self.keys_by_day:
             return {}

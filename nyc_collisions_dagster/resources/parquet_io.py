@@ -15,7 +15,7 @@ from nyc_collisions_dagster.constants import (
 from nyc_collisions_dagster.lake.storage import MonthStore, PartitionStore
 
 if TYPE_CHECKING:
-    import pandas as pd  # imported by to_pandas when a downstream asset loads: 0.3 s a process
+    import pandas as pd  # imported by to_pandas only when a downstream asset loads: it is slow
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
