@@ -16,7 +16,12 @@ from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.outcomes import file_rows, typed_rows
-from nyc_collisions_dagster_tests.soda_fake.generator import drop_field, generate, to_api_dict
+from nyc_collisions_dagster_tests.soda_fake.generator import (
+    crash_date,
+    drop_field,
+    generate,
+    to_api_dict,
+)
 
 FIRST = date(2024, 1, 1)
 
@@ -111,8 +116,10 @@ def test_paging_and_concurrency_do_not_change_the_files(
 
 def test_empty_day_and_all_null_column(make_soda_server, tmp_path) -> None:
     rows = generate(FIRST, date(2024, 1, 4), datasets=("crashes",))["crashes"]
-    day2 = [r for r in rows if r[0].startswith("2024-01-02")]
-    day3 = drop_field("crashes", [r for r in rows if r[0].startswith("2024-01-03")], "borough")
+    day2 = [r for r in rows if crash_date("crashes", r).startswith("2024-01-02")]
+    day3 = drop_field(
+        "crashes", [r for r in rows if crash_date("crashes", r).startswith("2024-01-03")], "borough"
+    )
     server = make_soda_server({"crashes": day2 + day3})  # 2024-01-01 has no rows at all
     storage = tmp_path / "lake"
     resources = {

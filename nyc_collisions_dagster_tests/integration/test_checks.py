@@ -8,7 +8,7 @@ import dagster as dg
 from nyc_collisions_dagster.raw.assets import collision_assets, crashes, persons
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster_tests.soda_fake.generator import to_api_dict
+from nyc_collisions_dagster_tests.soda_fake.generator import crash_date, to_api_dict
 
 
 def _range(start: str, end: str) -> dict[str, str]:
@@ -112,7 +112,10 @@ def test_a_key_in_two_days_fails_the_unique_check(make_soda_server, tmp_path) ->
 def test_persons_pointing_at_no_crash_warn(make_soda_server, tmp_path) -> None:
     server = make_soda_server()
     person = to_api_dict(
-        "persons", next(r for r in server.rows("persons") if r[2].startswith("2024-01-02"))
+        "persons",
+        next(
+            r for r in server.rows("persons") if crash_date("persons", r).startswith("2024-01-02")
+        ),
     )
     server.upsert("persons", [person | {"collision_id": "1"}])
     resources = _resources(server, tmp_path)

@@ -21,7 +21,7 @@ from nyc_collisions_dagster_tests.outcomes import (
     file_rows,
     typed_rows,
 )
-from nyc_collisions_dagster_tests.soda_fake.generator import to_api_dict
+from nyc_collisions_dagster_tests.soda_fake.generator import crash_date, to_api_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,7 +162,8 @@ def test_malformed_values_become_null_and_are_counted(
 ) -> None:
     server = make_soda_server()
     crash = to_api_dict(
-        "crashes", next(r for r in soda_rows["crashes"] if r[0].startswith("2024-01-03"))
+        "crashes",
+        next(r for r in soda_rows["crashes"] if crash_date("crashes", r).startswith("2024-01-03")),
     )
     server.upsert("crashes", [crash | {"number_of_persons_injured": "N/A", "latitude": "abc"}])
     instance = dg.DagsterInstance.ephemeral()

@@ -11,7 +11,7 @@ from nyc_collisions_dagster.raw.assets import crashes
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.outcomes import FIVE_DAYS, typed_rows
-from nyc_collisions_dagster_tests.soda_fake.generator import to_api_dict
+from nyc_collisions_dagster_tests.soda_fake.generator import crash_date, to_api_dict
 
 CRASHES = dg.AssetKey("crashes")
 
@@ -88,6 +88,8 @@ def test_a_day_landed_again_keeps_its_data_version_until_its_rows_change(
 
     first = version()
     assert version() == first
-    crash = next(r for r in soda_rows["crashes"] if r[0].startswith("2024-01-03"))
+    crash = next(
+        r for r in soda_rows["crashes"] if crash_date("crashes", r).startswith("2024-01-03")
+    )
     server.upsert("crashes", [to_api_dict("crashes", crash) | {"borough": "QUEENS-AMENDED"}])
     assert version() != first

@@ -12,6 +12,7 @@ from nyc_collisions_dagster.processed.assets import processed_key, processed_tab
 from nyc_collisions_dagster.processed.transforms import SCHEMAS_PROCESSED
 from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster_tests.outcomes import NEW_YORK, failure_message, processed_rows
+from nyc_collisions_dagster_tests.soda_fake.generator import crash_date
 
 NAMES = ("crashes", "persons", "vehicles")
 
@@ -168,7 +169,7 @@ def test_an_empty_month_and_its_crashes_without_persons(
 def test_a_crash_left_on_its_old_day_fails_the_unique_check(
     make_soda_server, layer_resources, month_rows, tmp_path
 ) -> None:
-    crashes = [r for r in month_rows["crashes"] if r[0].startswith("2024-02")]
+    crashes = [r for r in month_rows["crashes"] if crash_date("crashes", r).startswith("2024-02")]
     server = make_soda_server({"crashes": crashes, "persons": [], "vehicles": []})
     resources = layer_resources(server, tmp_path)
     assert dg.materialize(

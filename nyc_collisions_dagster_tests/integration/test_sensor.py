@@ -18,7 +18,7 @@ from nyc_collisions_dagster_tests.outcomes import (
     run_requested,
     typed_rows,
 )
-from nyc_collisions_dagster_tests.soda_fake.generator import generate, to_api_dict
+from nyc_collisions_dagster_tests.soda_fake.generator import crash_date, generate, to_api_dict
 
 
 @pytest.fixture
@@ -102,7 +102,10 @@ def test_an_amended_value_shows_up(watched) -> None:
 def test_a_moved_crash_leaves_its_old_day_and_enters_the_new_one(watched) -> None:
     server, resources, lake, cursor = watched
     crash = to_api_dict(
-        "crashes", next(r for r in server.rows("crashes") if r[0].startswith("2024-01-02"))
+        "crashes",
+        next(
+            r for r in server.rows("crashes") if crash_date("crashes", r).startswith("2024-01-02")
+        ),
     )
     server.upsert("crashes", [crash | {"crash_date": "2024-01-04T00:00:00.000"}])
     result = _tick(resources, cursor)
@@ -137,7 +140,7 @@ def test_contiguous_days_share_one_ranged_run_and_the_cursor_survives(watched) -
 
 
 def _vehicle(server, day: str) -> dict[str, object]:
-    row = next(r for r in server.rows("vehicles") if r[2].startswith(day))
+    row = next(r for r in server.rows("vehicles") if crash_date("vehicles", r).startswith(day))
     return to_api_dict("vehicles", row) | {"vehicle_make": "AMENDED"}
 
 
@@ -207,7 +210,10 @@ def test_a_range_run_and_a_tick_write_the_same_bytes_through_soda3_as_through_so
         cursors[api] = _tick(resources[api], None).cursor
     assert cursors["soda2"] == cursors["soda3"]
     crash = to_api_dict(
-        "crashes", next(r for r in server.rows("crashes") if r[0].startswith("2024-01-02"))
+        "crashes",
+        next(
+            r for r in server.rows("crashes") if crash_date("crashes", r).startswith("2024-01-02")
+        ),
     )
     server.upsert("crashes", [crash | {"crash_date": "2024-01-04T00:00:00.000"}])
     server.upsert("crashes", [_late_crash("2024-01-03", date(2024, 2, 1))])

@@ -471,6 +471,11 @@ def drop_field(dataset: str, rows: Sequence[Row], field: str) -> list[Row]:
     return [row[:i] + (None,) + row[i + 1 :] for row in rows]
 
 
+def crash_date(dataset: str, row: Row) -> str:
+    """The row's crash_date as the API sends it (`2024-01-02T00:00:00.000`)."""
+    return row[FIELDS[dataset].index("crash_date")]
+
+
 def to_api_dict(dataset: str, row: Row) -> dict[str, Any]:
     """The row as the JSON API sends it: strings, nested location, absent fields omitted."""
     out: dict[str, Any] = {}
