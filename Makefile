@@ -87,10 +87,10 @@ benchmark: $(BIN)/.installed-bench
 benchmark-lake: $(BIN)/.installed
 	$(BIN)/python -m benchmarks lake
 
-# The three datasets over 1 month, 1 year and 4 years, each one run, against their floors, and
-# Dagster's share on SQLite and PostgreSQL; `make benchmark-scale FULL=1` adds the whole history.
+# The three datasets over 1 month, 1 year and 4 years, each one run, against their floors;
+# FULL=1 adds the whole history, SHARE=1 Dagster's share on SQLite and PostgreSQL.
 benchmark-scale: $(BIN)/.installed postgres
-	$(BIN)/python -m benchmarks scale $(if $(FULL),--full)
+	$(BIN)/python -m benchmarks scale $(if $(FULL),--full) $(if $(SHARE),--share)
 
 clean:
 	rm -rf $(VENV) .dagster_home data .pytest_cache
