@@ -48,14 +48,15 @@ docs: $(BIN)/.installed
 	$(BIN)/mkdocs serve
 
 # Everything CI checks: lint, types, import contracts, then every tier on both cores (the strict
-# docs build is a unit test).
+# docs build is a unit test). Work stealing keeps both busy while a few long tests finish.
+PYTEST_CORES := -n 2 --dist worksteal
 test: lint postgres java
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest $(PYTEST_CORES)
 
 # The edit-test loop: the unit and integration tiers on both cores, each test on one transport,
 # without the real-row end-to-end runs.
 test-fast: $(BIN)/.installed
-	SUITE_TRANSPORTS=soda2 $(BIN)/python -m pytest -m "unit or (integration and not real_data)" -n 2
+	SUITE_TRANSPORTS=soda2 $(BIN)/python -m pytest -m "unit or (integration and not real_data)" $(PYTEST_CORES)
 
 LINTED := nyc_collisions_dagster nyc_collisions_dagster_tests benchmarks scripts
 lint: $(BIN)/.installed

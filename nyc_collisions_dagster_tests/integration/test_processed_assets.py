@@ -1,5 +1,6 @@
 """Processed months hold exactly their raw days with the rules applied, and refuse partial input."""
 
+import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -37,24 +38,33 @@ def _month_file(root: Path, name: str, month: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(
-    month_server, layer_resources, tmp_path_factory
-) -> tuple[dg.ExecuteInProcessResult, Path]:
-    """February to April landed raw, then processed in one ranged run."""
-    root = tmp_path_factory.mktemp("lake")
-    resources = layer_resources(month_server, root)
-    instance = dg.DagsterInstance.ephemeral()
+def raw_months(month_server, layer_resources, tmp_path_factory) -> Path:
+    """February to April landed raw by Dagster, once for the module: the processed layer reads
+    only the files, so a test builds from a copy of them."""
+    root = tmp_path_factory.mktemp("raw")
     raw = dg.materialize(
         collision_assets,
-        resources=resources,
-        instance=instance,
+        resources=layer_resources(month_server, root),
         tags=_range("2024-02-01", "2024-04-30"),
     )
     assert raw.success
+    return root / "collisions_raw_data"
+
+
+def _copy_raw(raw_months: Path, root: Path) -> Path:
+    return shutil.copytree(raw_months, root / "collisions_raw_data")
+
+
+@pytest.fixture(scope="module")
+def built(
+    month_server, layer_resources, raw_months, tmp_path_factory
+) -> tuple[dg.ExecuteInProcessResult, Path]:
+    """February to April, processed from their raw days in one ranged run."""
+    root = tmp_path_factory.mktemp("lake")
+    _copy_raw(raw_months, root)
     result = dg.materialize(
         [processed_tables],
-        resources=resources,
-        instance=instance,
+        resources=layer_resources(month_server, root),
         tags=_range("2024-02", "2024-04"),
     )
     return result, root / "collisions_processed_data"
@@ -120,18 +130,16 @@ def test_one_run_records_each_month_with_its_figures(built) -> None:
     )
 
 
-def test_a_month_with_raw_days_missing_fails_before_writing(both_layers, tmp_path) -> None:
-    instance = dg.DagsterInstance.ephemeral()
-    assert dg.materialize(
-        collision_assets,
-        resources=both_layers,
-        instance=instance,
-        tags=_range("2024-02-01", "2024-02-27"),
-    ).success
+def test_a_month_with_raw_days_missing_fails_before_writing(
+    both_layers, raw_months, tmp_path
+) -> None:
+    raw = _copy_raw(raw_months, tmp_path)
+    for name in NAMES:  # February landed but for its last two days
+        for day in ("2024-02-28", "2024-02-29"):
+            (raw / name / f"{day}.parquet").unlink()
     result = dg.materialize(
         [processed_tables],
         resources=both_layers,
-        instance=instance,
         partition_key="2024-02",
         raise_on_error=False,
     )
@@ -167,17 +175,15 @@ def test_an_empty_month_and_its_crashes_without_persons(
 
 
 def test_a_crash_left_on_its_old_day_fails_the_unique_check(
-    make_soda_server, layer_resources, month_rows, tmp_path
+    make_soda_server, layer_resources, month_rows, raw_months, tmp_path
 ) -> None:
-    crashes = [r for r in month_rows["crashes"] if crash_date("crashes", r).startswith("2024-02")]
-    server = make_soda_server({"crashes": crashes, "persons": [], "vehicles": []})
+    _copy_raw(raw_months, tmp_path)
+    server = make_soda_server(month_rows)
     resources = layer_resources(server, tmp_path)
-    assert dg.materialize(
-        collision_assets, resources=resources, tags=_range("2024-02-01", "2024-02-29")
-    ).success
     # Upstream corrects a crash's date; only its new day is fetched again, so the old day's file
     # still holds it.
-    server.upsert("crashes", [("2024-02-20T00:00:00.000", *crashes[0][1:])])
+    crash = next(r for r in month_rows["crashes"] if crash_date("crashes", r) < "2024-02-20")
+    server.upsert("crashes", [("2024-02-20T00:00:00.000", *crash[1:])])
     assert dg.materialize(
         collision_assets[:1], resources=resources, partition_key="2024-02-20"
     ).success

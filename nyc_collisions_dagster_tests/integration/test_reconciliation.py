@@ -18,7 +18,7 @@ from nyc_collisions_dagster.raw.sensors import late_records_sensor
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.outcomes import file_rows, requested, run_requested, typed_rows
-from nyc_collisions_dagster_tests.soda_fake.generator import generate, to_api_dict
+from nyc_collisions_dagster_tests.soda_fake.generator import Row, generate, to_api_dict
 from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
 
 LAKE_CHECK = "lake_matches_source"
@@ -54,18 +54,23 @@ def _range(first: str, last: str) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="module")
+def ten_days() -> dict[str, list[Row]]:
+    """2024-01-01 … 10, 10-20 crashes a day: few rows, so a test pays Dagster's cost per day."""
+    return generate(date(2024, 1, 1), date(2024, 1, 11), crashes_per_day=(10, 20))
+
+
 @pytest.fixture
-def landed(make_soda_server, tmp_path) -> Landed:
-    """January 2024 (10-20 crashes a day) served, and landed in the lake by Dagster."""
-    january = generate(date(2024, 1, 1), date(2024, 2, 1), crashes_per_day=(10, 20))
-    server = make_soda_server(january)
+def landed(make_soda_server, ten_days, tmp_path) -> Landed:
+    """The ten days served, and landed in the lake by Dagster."""
+    server = make_soda_server(ten_days)
     resources = {
         "socrata": SocrataResource(domain=server.url),
         "io_manager": ParquetIOManager(storage_url=str(tmp_path / "lake")),
     }
     instance = dg.DagsterInstance.ephemeral()
-    month = _range("2024-01-01", "2024-01-31")
-    done = dg.materialize(collision_assets, resources=resources, instance=instance, tags=month)
+    days = _range("2024-01-01", "2024-01-10")
+    done = dg.materialize(collision_assets, resources=resources, instance=instance, tags=days)
     assert done.success
     return Landed(server, resources, instance, tmp_path / "lake")
 
@@ -86,45 +91,45 @@ def test_rows_deleted_on_two_days_are_fetched_again_then_nothing_is(landed, monk
         context = dg.build_sensor_context(instance=landed.instance, definitions=defs)
         return sensor.evaluate_tick(context)
 
-    landed.delete("crashes", "2024-01-10", 2)
-    landed.delete("crashes", "2024-01-20", 1)
+    landed.delete("crashes", "2024-01-04", 2)
+    landed.delete("crashes", "2024-01-08", 1)
     first = tick()
     assert requested(first) == {
-        ("crashes", "2024-01-10", "2024-01-10"),
-        ("crashes", "2024-01-20", "2024-01-20"),
+        ("crashes", "2024-01-04", "2024-01-04"),
+        ("crashes", "2024-01-08", "2024-01-08"),
     }
     for request in first.run_requests:  # every check of the asset: the lake check costs nothing
         assert request.asset_check_keys is None
     run_requested(first, landed.resources, landed.instance)
-    assert landed.file_matches_source("crashes", "2024-01-10")
-    assert landed.file_matches_source("crashes", "2024-01-20")
+    assert landed.file_matches_source("crashes", "2024-01-04")
+    assert landed.file_matches_source("crashes", "2024-01-08")
     assert not tick().run_requests
     # The same day changes again after its run: the next tick finds it.
-    landed.delete("crashes", "2024-01-10", 1)
-    assert requested(tick()) == {("crashes", "2024-01-10", "2024-01-10")}
+    landed.delete("crashes", "2024-01-04", 1)
+    assert requested(tick()) == {("crashes", "2024-01-04", "2024-01-04")}
 
 
 def test_an_insert_without_a_new_stamp_is_missed_by_late_records_found_here(landed) -> None:
     started = late_records_sensor(dg.build_sensor_context(resources=landed.resources))
     persons = [to_api_dict("persons", row) for row in landed.server.rows("persons")]
-    person = next(p for p in persons if p["crash_date"].startswith("2024-01-15"))
+    person = next(p for p in persons if p["crash_date"].startswith("2024-01-06"))
     late = person | {"unique_id": "99999999"}
-    landed.server.upsert("persons", [late], stamp="2024-01-16T06:00:00.000Z")  # the day's stamp
+    landed.server.upsert("persons", [late], stamp="2024-01-07T06:00:00.000Z")  # the day's stamp
     context = dg.build_sensor_context(cursor=started.cursor, resources=landed.resources)
     assert isinstance(late_records_sensor(context), dg.SkipReason)
     result = landed.tick()
-    assert requested(result) == {("persons", "2024-01-15", "2024-01-15")}
+    assert requested(result) == {("persons", "2024-01-06", "2024-01-06")}
     run_requested(result, landed.resources, landed.instance)
-    assert landed.file_matches_source("persons", "2024-01-15")
+    assert landed.file_matches_source("persons", "2024-01-06")
 
 
 def test_never_landed_days_are_reported_not_requested_even_by_a_capped_range(
     landed, monkeypatch, capfd
 ) -> None:
     # Another instance, whose records say: vehicles landed but for 5 and 6 January, and nothing
-    # else landed at all, though the source has rows on every day of the month.
+    # else landed at all, though the source has rows on every one of the ten days.
     landed.instance = instance = dg.DagsterInstance.ephemeral()
-    for first, last in (("2024-01-01", "2024-01-04"), ("2024-01-07", "2024-01-31")):
+    for first, last in (("2024-01-01", "2024-01-04"), ("2024-01-07", "2024-01-10")):
         tags = _range(first, last)
         run = dg.materialize([vehicles], resources=landed.resources, instance=instance, tags=tags)
         assert run.success
@@ -138,9 +143,9 @@ def test_never_landed_days_are_reported_not_requested_even_by_a_capped_range(
     # The tick's log line, as the daemon's console shows it.
     [summary] = [line for line in capfd.readouterr().err.splitlines() if "days compared" in line]
     days = partition_days()
-    assert "29 landed days compared, 2 differ from Socrata (largest: vehicles 2024-01-03" in summary
+    assert "8 landed days compared, 2 differ from Socrata (largest: vehicles 2024-01-03" in summary
     assert f"crashes {len(days):,} days never landed: {days[0]}...{days[-1]}" in summary
-    assert f"vehicles {len(days) - 29:,} days never landed: {days[0]}...{days[-1]}" in summary
+    assert f"vehicles {len(days) - 8:,} days never landed: {days[0]}...{days[-1]}" in summary
     # Past the cap, the days become one range that breaks around the never-landed ones.
     monkeypatch.setattr("nyc_collisions_dagster.raw.ticks.MAX_RUNS", 1)
     assert requested(landed.tick()) == {
@@ -150,22 +155,22 @@ def test_never_landed_days_are_reported_not_requested_even_by_a_capped_range(
 
 
 def test_a_day_a_run_in_progress_is_writing_is_not_requested_twice(landed) -> None:
-    landed.delete("crashes", "2024-01-10", 1)
-    landed.delete("crashes", "2024-01-20", 1)
+    landed.delete("crashes", "2024-01-04", 1)
+    landed.delete("crashes", "2024-01-08", 1)
     release, asked = threading.Event(), threading.Event()
 
-    def hold_the_fetch_of_the_tenth(path: str, params: dict[str, str]) -> None:
-        if path.endswith(".csv") and "2024-01-10" in params["$where"]:
+    def hold_the_fetch_of_the_fourth(path: str, params: dict[str, str]) -> None:
+        if path.endswith(".csv") and "2024-01-04" in params["$where"]:
             asked.set()
             release.wait(30)
 
-    landed.server.on_request = hold_the_fetch_of_the_tenth
+    landed.server.on_request = hold_the_fetch_of_the_fourth
     outcome: list[bool] = []
     run = threading.Thread(
         target=lambda: outcome.append(
             dg.materialize(
                 [crashes],
-                partition_key="2024-01-10",
+                partition_key="2024-01-04",
                 resources=landed.resources,
                 instance=landed.instance,
             ).success
@@ -179,12 +184,12 @@ def test_a_day_a_run_in_progress_is_writing_is_not_requested_twice(landed) -> No
         release.set()
         run.join(30)
     assert outcome == [True]
-    assert requested(result) == {("crashes", "2024-01-20", "2024-01-20")}
+    assert requested(result) == {("crashes", "2024-01-08", "2024-01-08")}
 
 
 def test_the_check_fails_naming_the_days_and_passes_once_they_are_rematerialized(landed) -> None:
-    landed.delete("crashes", "2024-01-10", 2)
-    landed.delete("crashes", "2024-01-20", 1)
+    landed.delete("crashes", "2024-01-04", 2)
+    landed.delete("crashes", "2024-01-08", 1)
     landed.server.reset_log()
     failed = _run_check(landed)
     # One count query per dataset, and no rows fetched.
@@ -195,14 +200,14 @@ def test_the_check_fails_naming_the_days_and_passes_once_they_are_rematerialized
     assert all(select.startswith("crash_date, count(") for select in selects), selects
     check = failed["crashes"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
-    assert "2 days differ from Socrata: 2024-01-10, 2024-01-20" in check.description
+    assert "2 days differ from Socrata: 2024-01-04, 2024-01-08" in check.description
     table = check.metadata["differing_days"].value.records
     assert [(r.data["day"], r.data["lake_rows"] - r.data["source_rows"]) for r in table] == [
-        ("2024-01-10", 2),
-        ("2024-01-20", 1),
+        ("2024-01-04", 2),
+        ("2024-01-08", 1),
     ]
     assert failed["persons"].passed and failed["vehicles"].passed
-    for day in ("2024-01-10", "2024-01-20"):
+    for day in ("2024-01-04", "2024-01-08"):
         assert dg.materialize(
             [crashes], partition_key=day, resources=landed.resources, instance=landed.instance
         ).success
@@ -224,13 +229,13 @@ def _run_check(landed: Landed) -> dict[str, dg.AssetCheckEvaluation]:
 
 
 def test_in_a_run_that_lands_days_the_check_compares_those_in_the_assets_step(landed) -> None:
-    landed.delete("crashes", "2024-01-10", 2)  # differs, but is not one of the run's days
+    landed.delete("crashes", "2024-01-04", 2)  # differs, but is not one of the run's days
     landed.server.reset_log()
     result = dg.materialize(
         [crashes],
         resources=landed.resources,
         instance=landed.instance,
-        tags=_range("2024-01-14", "2024-01-15"),
+        tags=_range("2024-01-06", "2024-01-07"),
     )
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == LAKE_CHECK]
     assert check.passed

@@ -1,7 +1,9 @@
 """late_records_sensor catches rows added, amended and moved upstream, and nothing else."""
 
 import json
+import shutil
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -21,26 +23,32 @@ from nyc_collisions_dagster_tests.outcomes import (
 from nyc_collisions_dagster_tests.soda_fake.generator import crash_date, generate, to_api_dict
 
 
-@pytest.fixture
-def watched(make_soda_server, tmp_path):
-    """A server, a lake holding 2024-01-01..05 of all three assets, and a started sensor cursor."""
-    server = make_soda_server()
-    resources = {
-        "socrata": SocrataResource(domain=server.url),
-        "io_manager": ParquetIOManager(storage_url=str(tmp_path / "lake")),
+def _resources(server, lake: Path, **socrata) -> dict[str, object]:
+    return {
+        "socrata": SocrataResource(domain=server.url, **socrata),
+        "io_manager": ParquetIOManager(storage_url=str(lake)),
     }
-    assert dg.materialize(
-        collision_assets,
-        resources=resources,
-        tags={
-            "dagster/asset_partition_range_start": "2024-01-01",
-            "dagster/asset_partition_range_end": "2024-01-05",
-        },
-    ).success
+
+
+@pytest.fixture(scope="module")
+def five_days_lake(soda_server, tmp_path_factory) -> Path:
+    """2024-01-01..05 of all three assets, landed by Dagster once for the module's tests."""
+    lake = tmp_path_factory.mktemp("five_days") / "lake"
+    resources = _resources(soda_server, lake, api="soda2")  # the bytes are the same on soda3
+    assert dg.materialize(collision_assets, resources=resources, tags=FIVE_DAYS).success
+    return lake
+
+
+@pytest.fixture
+def watched(make_soda_server, five_days_lake, tmp_path):
+    """A server of its own, a copy of the lake holding 2024-01-01..05, and a started cursor."""
+    server = make_soda_server()
+    lake = shutil.copytree(five_days_lake, tmp_path / "lake")
+    resources = _resources(server, lake)
     first = _tick(resources, None)
     assert isinstance(first, dg.SensorResult) and not first.run_requests
     assert "Started watching" in first.skip_reason.skip_message
-    return server, resources, tmp_path / "lake", first.cursor
+    return server, resources, lake, first.cursor
 
 
 def _tick(resources, cursor):
@@ -202,10 +210,7 @@ def test_a_range_run_and_a_tick_write_the_same_bytes_through_soda3_as_through_so
     server = make_soda_server()
     resources, cursors = {}, {}
     for api in ("soda2", "soda3"):
-        resources[api] = {
-            "socrata": SocrataResource(domain=server.url, api=api, app_token="parity-token"),
-            "io_manager": ParquetIOManager(storage_url=str(tmp_path / api)),
-        }
+        resources[api] = _resources(server, tmp_path / api, api=api, app_token="parity-token")
         assert dg.materialize(collision_assets, resources=resources[api], tags=FIVE_DAYS).success
         cursors[api] = _tick(resources[api], None).cursor
     assert cursors["soda2"] == cursors["soda3"]
