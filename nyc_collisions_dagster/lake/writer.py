@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import pyarrow as pa
@@ -13,10 +14,16 @@ _PROGRESS_EVERY_SECONDS = 10.0
 
 class ParallelWriter:
     """Writes files from a few threads, never holding more than a few days in memory, and tells
-    which are written as they complete."""
+    which are written as they complete: `on_written` is called, on the writing thread, as each
+    file is done."""
 
     def __init__(
-        self, store: PartitionStore, threads: int, log: logging.Logger, expected: int
+        self,
+        store: PartitionStore,
+        threads: int,
+        log: logging.Logger,
+        expected: int,
+        on_written: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.rows: dict[str, int] = {}  # every file submitted
@@ -27,13 +34,16 @@ class ParallelWriter:
         self._limit = threads * 2
         self._log = log
         self._expected = expected
+        self._on_written = on_written
         self._started = self._last_log = time.monotonic()
 
     def submit(self, key: str, table: pa.Table) -> None:
         while len(self._pending) >= self._limit:
             self._collect(wait(self._pending, return_when=FIRST_COMPLETED).done)
         self.rows[key] = table.num_rows
-        self._pending[self._pool.submit(self.store.write, key, table)] = key
+        future = self._pool.submit(self.store.write, key, table)
+        self._pending[future] = key
+        future.add_done_callback(lambda _: self._on_written())
         self._maybe_log_progress()
 
     def written(self) -> list[str]:

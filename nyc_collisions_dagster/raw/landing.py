@@ -19,13 +19,11 @@ from nyc_collisions_dagster.lake.storage import PartitionStore, StorageError
 from nyc_collisions_dagster.lake.writer import ParallelWriter
 from nyc_collisions_dagster.metadata import day_counts_table, markdown_preview
 from nyc_collisions_dagster.raw.days import ranges_text
-from nyc_collisions_dagster.raw.stream import DayStream
+from nyc_collisions_dagster.raw.stream import DayStream, Woken
 
 # The tag Dagster reads an event's data version from. A day's version is a digest of its file,
 # so a day landed again with the same rows keeps it, and what reads the day is not made stale.
 _DATA_VERSION_TAG = "dagster/data_version"
-# How long a written day may wait for its event while no other day arrives (a slow page).
-_IDLE_SECONDS = 0.2
 
 
 class LandingError(RuntimeError):
@@ -46,11 +44,12 @@ def land(
     newest = max(keys)
     store.ensure_writable()
     preview: dg.MarkdownMetadataValue | None = None
-    with ParallelWriter(store, writers, context.log, len(keys)) as writer:
+    # Each file written wakes the loop below, which records its event at once.
+    with ParallelWriter(store, writers, context.log, len(keys), stream.wake) as writer:
         try:
-            with closing(stream.arrivals(_IDLE_SECONDS)) as arrivals:
+            with closing(stream.arrivals()) as arrivals:
                 for arrival in arrivals:
-                    if arrival is not None:
+                    if not isinstance(arrival, Woken):
                         day, table = arrival
                         _submit(writer, keys, day, table)
                         if preview is None and table.num_rows:

@@ -36,6 +36,14 @@ class _Failure:
     error: BaseException
 
 
+class Woken:
+    """What `DayStream.arrivals` yields after `DayStream.wake`: not a day, but a turn for the
+    consumer's other work."""
+
+
+_WOKEN = Woken()
+
+
 @cache
 def use_a_returning_allocator() -> None:
     """Make jemalloc Arrow's allocator in this process, once, where it is available.
@@ -69,6 +77,9 @@ class DayStream:
         self.report = FetchReport(dataset.asset, dataset.unique_key)
         self._typing_lock = threading.Lock()
         self._counts: Future[dict[date, int]] | None = None
+        self._queue: queue.Queue[tuple[date, pa.Table] | _Failure | Woken] = queue.Queue(
+            _QUEUE_DAYS
+        )
         self.parsing = threading.BoundedSemaphore(_PARSERS)
 
     def source_counts(self) -> dict[date, int]:
@@ -81,17 +92,20 @@ class DayStream:
         return (self.end - self.start).days
 
     def __iter__(self) -> Iterator[tuple[date, pa.Table]]:
-        for arrival in self.arrivals(idle_seconds=None):
-            if arrival is not None:
+        for arrival in self.arrivals():
+            if not isinstance(arrival, Woken):
                 yield arrival
 
-    def arrivals(
-        self, idle_seconds: float | None
-    ) -> Generator[tuple[date, pa.Table] | None, None, None]:
-        """Every day as it arrives, and None after each `idle_seconds` without one: a consumer
-        that waits on other work too (the writer's uploads) gets its turn while a slow page is
-        still being served."""
-        days: queue.Queue[tuple[date, pa.Table] | _Failure] = queue.Queue(_QUEUE_DAYS)
+    def wake(self) -> None:
+        """Give the consumer a turn now, from any thread: the writer calls it as each file is
+        written, so that the file's event is recorded while a slow page is still being served.
+        A full queue needs no wake: the consumer is about to take a day from it."""
+        with suppress(queue.Full):
+            self._queue.put_nowait(_WOKEN)
+
+    def arrivals(self) -> Generator[tuple[date, pa.Table] | Woken, None, None]:
+        """Every day as it arrives, and a `Woken` after each `wake()`."""
+        days = self._queue
         stop = threading.Event()
         # Each thread holds at most one downloaded page: max_workers downloading (the client
         # enforces that), as many downloaded and waiting for a parser or being parsed.
@@ -107,10 +121,9 @@ class DayStream:
                 pool.submit(self._run_chunk, *chunk, days, stop)
             received = 0
             while received < self.days:
-                try:
-                    item = days.get(timeout=idle_seconds)
-                except queue.Empty:
-                    yield None
+                item = days.get()
+                if isinstance(item, Woken):
+                    yield item
                     continue
                 received += 1
                 if isinstance(item, _Failure):

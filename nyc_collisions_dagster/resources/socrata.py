@@ -12,8 +12,7 @@ from nyc_collisions_dagster.constants import (
     SOCRATA_DOMAIN_ENV,
 )
 from nyc_collisions_dagster.socrata.client import SocrataClient
-from nyc_collisions_dagster.socrata.errors import SocrataError
-from nyc_collisions_dagster.socrata.settings import APIS, SocrataSettings
+from nyc_collisions_dagster.socrata.settings import SocrataSettings
 
 
 class SocrataResource(dg.ConfigurableResource):
@@ -54,18 +53,12 @@ class SocrataResource(dg.ConfigurableResource):
 
     def settings(self) -> SocrataSettings:
         """The client's settings, unset fields read from the environment now, at run time."""
-        api = self.api or dg.EnvVar(SOCRATA_API_ENV).get_value() or "auto"
-        if api not in APIS:
-            raise SocrataError(
-                f"The Socrata API setting ({SOCRATA_API_ENV}, or the socrata resource's api) "
-                f"must be one of {', '.join(APIS)}, not {api!r}."
-            )
         return SocrataSettings(
             domain=self.domain
             or dg.EnvVar(SOCRATA_DOMAIN_ENV).get_value()
             or DEFAULT_SOCRATA_DOMAIN,
             app_token=self.app_token or dg.EnvVar(SOCRATA_APP_TOKEN_ENV).get_value() or None,
-            api=api,
+            api=self.api or dg.EnvVar(SOCRATA_API_ENV).get_value() or "auto",
             page_size=self.page_size,
             max_workers=self.max_workers,
             connect_timeout_seconds=self.connect_timeout_seconds,

@@ -2,6 +2,9 @@
 
 from dataclasses import dataclass
 
+from nyc_collisions_dagster.constants import SOCRATA_API_ENV
+from nyc_collisions_dagster.socrata.errors import SocrataError
+
 APIS = ("auto", "soda2", "soda3")
 
 
@@ -22,4 +25,7 @@ class SocrataSettings:
 
     def __post_init__(self) -> None:
         if self.api not in APIS:
-            raise ValueError(f"api must be one of {', '.join(APIS)}, not {self.api!r}")
+            raise SocrataError(
+                f"The Socrata API setting ({SOCRATA_API_ENV}, or the socrata resource's api) "
+                f"must be one of {', '.join(APIS)}, not {self.api!r}."
+            )

@@ -78,5 +78,5 @@ def test_an_unknown_api_setting_is_refused_naming_the_choices(monkeypatch) -> No
     monkeypatch.setenv("SOCRATA_API", "soda4")
     with pytest.raises(SocrataError, match="must be one of auto, soda2, soda3, not 'soda4'"):
         SocrataResource().settings()
-    with pytest.raises(ValueError, match="not 'soda4'"):
+    with pytest.raises(SocrataError, match="not 'soda4'"):
         SocrataSettings(domain="example.org", api="soda4")
