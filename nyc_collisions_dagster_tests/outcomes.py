@@ -4,6 +4,8 @@ runs a sensor asks for, and carrying them out."""
 import re
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -13,8 +15,11 @@ import pyarrow.parquet as pq
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.raw.schema import SCHEMAS
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
+from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests import answers
 from nyc_collisions_dagster_tests.soda_fake.generator import FIELDS, Row
+from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
 
 _PARSE = {pa.int64(): int, pa.float64(): float, pa.date32(): lambda v: date.fromisoformat(v[:10])}
 # The range most run-level tests land: the first five days the test server's rows cover.
@@ -158,6 +163,14 @@ def requested(result: dg.SensorResult) -> set[tuple[str, str, str]]:
         for key in request.asset_selection:
             out.add((key.to_user_string(), start, end))
     return out
+
+
+def raw_resources(server: SodaServer, lake: Path, **socrata: Any) -> dict[str, object]:
+    """The raw layer's resources: `server` in (with `socrata` settings), `lake` out."""
+    return {
+        "socrata": SocrataResource(domain=server.url, **socrata),
+        "io_manager": ParquetIOManager(storage_url=str(lake)),
+    }
 
 
 def run_requested(

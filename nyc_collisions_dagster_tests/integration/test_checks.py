@@ -6,8 +6,7 @@ import time
 import dagster as dg
 
 from nyc_collisions_dagster.raw.assets import collision_assets, crashes, persons
-from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
-from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster_tests.outcomes import raw_resources
 from nyc_collisions_dagster_tests.soda_fake.generator import crash_date, to_api_dict
 
 
@@ -15,13 +14,6 @@ def _range(start: str, end: str) -> dict[str, str]:
     return {
         "dagster/asset_partition_range_start": start,
         "dagster/asset_partition_range_end": end,
-    }
-
-
-def _resources(server, tmp_path, **socrata) -> dict[str, object]:
-    return {
-        "socrata": SocrataResource(domain=server.url, **socrata),
-        "io_manager": ParquetIOManager(storage_url=str(tmp_path / "lake")),
     }
 
 
@@ -36,7 +28,7 @@ def test_all_checks_pass_on_a_consistent_range(make_soda_server, tmp_path) -> No
     server = make_soda_server()
     result = dg.materialize(
         collision_assets,
-        resources=_resources(server, tmp_path),
+        resources=raw_resources(server, tmp_path / "lake"),
         tags=_range("2024-01-01", "2024-01-04"),
     )
     evaluations = _evaluations(result)
@@ -70,7 +62,7 @@ def test_row_count_fails_for_the_day_whose_file_is_short(make_soda_server, tmp_p
     # once, and the deletion could come before the count.
     result = dg.materialize(
         [crashes],
-        resources=_resources(server, tmp_path, page_size=1_000),
+        resources=raw_resources(server, tmp_path / "lake", page_size=1_000),
         tags=_range("2024-01-01", "2024-01-03"),
     )
     assert counted.is_set(), "the count query never came before the page"
@@ -100,7 +92,7 @@ def test_a_key_in_two_days_fails_the_unique_check(make_soda_server, tmp_path) ->
     server.on_request = move_when_the_third_day_is_asked_for
     # One day a page, one request at a time, and day 3 waits for a thread that has finished
     # day 1 or 2: the move lands between two pages of one run, after day 1 was served.
-    resources = _resources(server, tmp_path, page_size=800, max_workers=1)
+    resources = raw_resources(server, tmp_path / "lake", page_size=800, max_workers=1)
     result = dg.materialize([crashes], resources=resources, tags=_range("2024-01-01", "2024-01-03"))
     assert len(requests) >= 3
     check = _evaluations(result)[("crashes", "unique_key_is_unique")]
@@ -118,7 +110,7 @@ def test_persons_pointing_at_no_crash_warn(make_soda_server, tmp_path) -> None:
         ),
     )
     server.upsert("persons", [person | {"collision_id": "1"}])
-    resources = _resources(server, tmp_path)
+    resources = raw_resources(server, tmp_path / "lake")
     assert dg.materialize([crashes], resources=resources, partition_key="2024-01-02").success
     result = dg.materialize([persons], resources=resources, tags=_range("2024-01-02", "2024-01-03"))
     check = _evaluations(result)[("persons", "collision_ids_exist_in_crashes")]
@@ -131,7 +123,7 @@ def test_persons_pointing_at_no_crash_warn(make_soda_server, tmp_path) -> None:
 
 def test_a_check_left_out_of_the_run_reads_nothing(make_soda_server, tmp_path) -> None:
     server = make_soda_server()
-    resources = _resources(server, tmp_path)
+    resources = raw_resources(server, tmp_path / "lake")
     assert dg.materialize([crashes], resources=resources, partition_key="2024-01-02").success
     # The linked check reads this file; a run that leaves the check out never opens it.
     (tmp_path / "lake" / "crashes" / "2024-01-02.parquet").write_bytes(b"not parquet")

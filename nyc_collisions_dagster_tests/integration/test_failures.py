@@ -19,18 +19,12 @@ from nyc_collisions_dagster_tests.outcomes import (
     FIVE_DAYS,
     failure_message,
     file_rows,
+    raw_resources,
     typed_rows,
 )
 from nyc_collisions_dagster_tests.soda_fake.generator import crash_date, to_api_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _resources(server, lake: Path, **socrata) -> dict[str, object]:
-    return {
-        "socrata": SocrataResource(domain=server.url, **socrata),
-        "io_manager": ParquetIOManager(storage_url=str(lake)),
-    }
 
 
 def _assert_lake_matches(lake: Path, rows, names=("crashes", "persons", "vehicles")) -> None:
@@ -45,7 +39,7 @@ def test_twenty_percent_faults_lose_and_repeat_nothing(
     make_soda_server, soda_rows, tmp_path
 ) -> None:
     server = make_soda_server(fault_rate=0.2, slow_seconds=1.0, retry_after="1", seed=7)
-    resources = _resources(
+    resources = raw_resources(
         server, tmp_path, page_size=400, read_timeout_seconds=0.4, backoff_factor=0.02
     )
     instance = dg.DagsterInstance.ephemeral()
@@ -77,7 +71,7 @@ def test_a_source_that_stays_down_fails_the_run_clearly_and_in_bounded_time(
     started = time.monotonic()
     result = dg.materialize(
         [crashes],
-        resources=_resources(server, tmp_path, max_retries=3, backoff_factor=0.05),
+        resources=raw_resources(server, tmp_path, max_retries=3, backoff_factor=0.05),
         partition_key="2024-01-02",
         raise_on_error=False,
     )
@@ -101,7 +95,7 @@ def test_a_run_failing_halfway_materializes_the_days_written_and_a_rerun_of_the_
 
     server.on_request = break_after_two_pages
     instance = dg.DagsterInstance.ephemeral()
-    resources = _resources(
+    resources = raw_resources(
         server, tmp_path, page_size=800, max_workers=1, max_retries=1, backoff_factor=0.01
     )
     failed = dg.materialize(
@@ -169,7 +163,7 @@ def test_malformed_values_become_null_and_are_counted(
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [crashes],
-        resources=_resources(server, tmp_path),
+        resources=raw_resources(server, tmp_path),
         partition_key="2024-01-03",
         instance=instance,
     )
@@ -196,7 +190,7 @@ def test_an_invalid_app_token_fails_clearly(make_soda_server, tmp_path) -> None:
     server = make_soda_server(app_tokens={"good-token"})
     result = dg.materialize(
         [crashes],
-        resources=_resources(server, tmp_path, app_token="bad-token-value"),
+        resources=raw_resources(server, tmp_path, app_token="bad-token-value"),
         partition_key="2024-01-02",
         raise_on_error=False,
     )
@@ -214,7 +208,7 @@ def test_a_temporary_folder_that_cannot_be_written_fails_at_once(
     started = time.monotonic()
     result = dg.materialize(
         [crashes],
-        resources=_resources(server, tmp_path / "lake"),
+        resources=raw_resources(server, tmp_path / "lake"),
         tags=FIVE_DAYS,
         raise_on_error=False,
     )

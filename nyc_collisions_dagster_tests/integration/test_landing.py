@@ -8,19 +8,10 @@ from datetime import date
 import dagster as dg
 
 from nyc_collisions_dagster.raw.assets import crashes
-from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
-from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster_tests.outcomes import FIVE_DAYS, typed_rows
+from nyc_collisions_dagster_tests.outcomes import FIVE_DAYS, raw_resources, typed_rows
 from nyc_collisions_dagster_tests.soda_fake.generator import crash_date, to_api_dict
 
 CRASHES = dg.AssetKey("crashes")
-
-
-def _resources(server, tmp_path, **socrata) -> dict[str, object]:
-    return {
-        "socrata": SocrataResource(domain=server.url, **socrata),
-        "io_manager": ParquetIOManager(storage_url=str(tmp_path / "lake")),
-    }
 
 
 def test_days_are_materialized_while_later_days_are_still_being_fetched(
@@ -38,7 +29,7 @@ def test_days_are_materialized_while_later_days_are_still_being_fetched(
     instance = dg.DagsterInstance.ephemeral()
     # A page a day, so that the third day is a request of its own, and a second request in
     # flight to fetch the others meanwhile.
-    resources = _resources(server, tmp_path, page_size=800, max_workers=2)
+    resources = raw_resources(server, tmp_path / "lake", page_size=800, max_workers=2)
     outcome: list[dg.ExecuteInProcessResult] = []
     run = threading.Thread(
         target=lambda: outcome.append(
@@ -79,7 +70,7 @@ def test_a_day_landed_again_keeps_its_data_version_until_its_rows_change(
     make_soda_server, soda_rows, tmp_path
 ) -> None:
     server = make_soda_server()
-    resources = _resources(server, tmp_path)
+    resources = raw_resources(server, tmp_path / "lake")
 
     def version() -> str:
         result = dg.materialize([crashes], resources=resources, partition_key="2024-01-03")

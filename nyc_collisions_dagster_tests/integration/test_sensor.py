@@ -11,11 +11,10 @@ import pytest
 from nyc_collisions_dagster.definitions import defs
 from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.raw.sensors import late_records_sensor
-from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
-from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.outcomes import (
     FIVE_DAYS,
     file_rows,
+    raw_resources,
     requested,
     run_requested,
     typed_rows,
@@ -23,18 +22,11 @@ from nyc_collisions_dagster_tests.outcomes import (
 from nyc_collisions_dagster_tests.soda_fake.generator import crash_date, generate, to_api_dict
 
 
-def _resources(server, lake: Path, **socrata) -> dict[str, object]:
-    return {
-        "socrata": SocrataResource(domain=server.url, **socrata),
-        "io_manager": ParquetIOManager(storage_url=str(lake)),
-    }
-
-
 @pytest.fixture(scope="module")
 def five_days_lake(soda_server, tmp_path_factory) -> Path:
     """2024-01-01..05 of all three assets, landed by Dagster once for the module's tests."""
     lake = tmp_path_factory.mktemp("five_days") / "lake"
-    resources = _resources(soda_server, lake, api="soda2")  # the bytes are the same on soda3
+    resources = raw_resources(soda_server, lake, api="soda2")  # the bytes are the same on soda3
     assert dg.materialize(collision_assets, resources=resources, tags=FIVE_DAYS).success
     return lake
 
@@ -44,7 +36,7 @@ def watched(make_soda_server, five_days_lake, tmp_path):
     """A server of its own, a copy of the lake holding 2024-01-01..05, and a started cursor."""
     server = make_soda_server()
     lake = shutil.copytree(five_days_lake, tmp_path / "lake")
-    resources = _resources(server, lake)
+    resources = raw_resources(server, lake)
     first = _tick(resources, None)
     assert isinstance(first, dg.SensorResult) and not first.run_requests
     assert "Started watching" in first.skip_reason.skip_message
@@ -210,7 +202,7 @@ def test_a_range_run_and_a_tick_write_the_same_bytes_through_soda3_as_through_so
     server = make_soda_server()
     resources, cursors = {}, {}
     for api in ("soda2", "soda3"):
-        resources[api] = _resources(server, tmp_path / api, api=api, app_token="parity-token")
+        resources[api] = raw_resources(server, tmp_path / api, api=api, app_token="parity-token")
         assert dg.materialize(collision_assets, resources=resources[api], tags=FIVE_DAYS).success
         cursors[api] = _tick(resources[api], None).cursor
     assert cursors["soda2"] == cursors["soda3"]
