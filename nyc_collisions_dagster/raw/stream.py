@@ -105,7 +105,6 @@ class DayStream:
 
     def arrivals(self) -> Generator[tuple[date, pa.Table] | Woken, None, None]:
         """Every day as it arrives, and a `Woken` after each `wake()`."""
-        days = self._queue
         stop = threading.Event()
         # Each thread holds at most one downloaded page: max_workers downloading (the client
         # enforces that), as many downloaded and waiting for a parser or being parsed.
@@ -118,10 +117,10 @@ class DayStream:
                 counts = self._counts.result()
                 chunks = plan_chunks(self.start, self.end, counts, self.client.page_size)
             for chunk in chunks:
-                pool.submit(self._run_chunk, *chunk, days, stop)
+                pool.submit(self._run_chunk, *chunk, stop)
             received = 0
             while received < self.days:
-                item = days.get()
+                item = self._queue.get()
                 if isinstance(item, Woken):
                     yield item
                     continue
@@ -137,11 +136,11 @@ class DayStream:
             pool.shutdown(wait=False, cancel_futures=True)
             self.client.close()
 
-    def _run_chunk(self, start: date, end: date, days: queue.Queue, stop: threading.Event) -> None:
+    def _run_chunk(self, start: date, end: date, stop: threading.Event) -> None:
         def emit(item: tuple[date, pa.Table] | _Failure) -> None:
             while not stop.is_set():
                 try:
-                    days.put(item, timeout=0.5)
+                    self._queue.put(item, timeout=0.5)
                     return
                 except queue.Full:
                     continue
