@@ -2,14 +2,20 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The last complete month; `make run MONTH=2025-06` picks another, `make run PARTITION=2025-06-01`
-# lands one raw day only.
-MONTH ?= $(shell date -d "$$(date +%Y-%m-01) -1 day" +%Y-%m)
-MONTH_END = $(shell date -d "$(MONTH)-01 +1 month -1 day" +%F)
+# `make run` lands the last complete month; MONTH=2025-06 picks another, PARTITION=2025-06-01 lands
+# one raw day only. `make backfill` lands the raw days FROM..TO (default: the whole history) of
+# ASSETS (default: all three). VERBOSE=1 shows Dagster's log live instead of in a file.
+MONTH ?=
 PARTITION ?=
+FROM ?=
+TO ?=
+ASSETS ?=
+VERBOSE ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+INSTANCE := $(DAGSTER_HOME)/dagster.yaml
+CLI_FLAGS = $(if $(VERBOSE),--verbose)
 
-.PHONY: run dev docs test test-fast lint postgres java benchmark benchmark-lake benchmark-scale screenshots clean
+.PHONY: run backfill dev docs test test-fast lint postgres java benchmark benchmark-lake benchmark-scale screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,26 +23,25 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-# Land a whole month of the three datasets from data.cityofnewyork.us: its raw days in
-# data/collisions_raw_data (one ranged run), then its processed month in data/collisions_processed_data.
-run: $(BIN)/.installed
-	mkdir -p $(DAGSTER_HOME)
-ifneq ($(PARTITION),)
-	$(BIN)/dagster asset materialize -m nyc_collisions_dagster.definitions \
-		--select crashes,persons,vehicles --partition $(PARTITION)
-else
-	$(BIN)/dagster asset materialize -m nyc_collisions_dagster.definitions \
-		--select crashes,persons,vehicles --partition-range $(MONTH)-01...$(MONTH_END)
-	$(BIN)/dagster asset materialize -m nyc_collisions_dagster.definitions \
-		--select processed/crashes,processed/persons,processed/vehicles --partition $(MONTH)
-	$(BIN)/python -m nyc_collisions_dagster.lake \
-		"SELECT crash_borough, count(*) AS crashes, sum(number_of_persons_injured) AS injured, sum(ksi) AS ksi FROM crashes GROUP BY ALL ORDER BY 2 DESC"
-endif
+# The first time, the sample instance config (pool limit, run queue) becomes the local one, so
+# Dagster never warns that DAGSTER_HOME has none; an existing one is left as it is.
+$(INSTANCE):
+	@mkdir -p $(DAGSTER_HOME)
+	@cp deploy/dagster.yaml $@
 
-# The first time, the sample instance config (pool limit, run queue) becomes the local one.
-dev: $(BIN)/.installed
-	mkdir -p $(DAGSTER_HOME)
-	test -f $(DAGSTER_HOME)/dagster.yaml || cp deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+# Land a whole month of the three datasets from data.cityofnewyork.us: its raw days in
+# data/collisions_raw_data (one ranged run), then its processed month in
+# data/collisions_processed_data, then crashes, injured and KSI by borough.
+run: $(BIN)/.installed $(INSTANCE)
+	@$(BIN)/python -m nyc_collisions_dagster.cli run $(CLI_FLAGS) \
+		$(if $(PARTITION),--partition "$(PARTITION)",$(if $(MONTH),--month "$(MONTH)"))
+
+# The mass upload: the raw days FROM..TO of ASSETS as one ranged run.
+backfill: $(BIN)/.installed $(INSTANCE)
+	@$(BIN)/python -m nyc_collisions_dagster.cli backfill $(CLI_FLAGS) \
+		$(if $(FROM),--from "$(FROM)") $(if $(TO),--to "$(TO)") $(if $(ASSETS),--assets "$(ASSETS)")
+
+dev: $(BIN)/.installed $(INSTANCE)
 	$(BIN)/dagster dev
 
 # Needs Debian's chromium (apt-get install chromium); not part of CI.

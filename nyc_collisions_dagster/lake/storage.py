@@ -28,8 +28,9 @@ class PartitionStore:
     # Snappy: a day file encodes in about half the time zstd takes, for slightly larger files.
     compression = "snappy"
 
-    def __init__(self, storage_url: str, asset: str) -> None:
-        self.asset = asset
+    def __init__(self, storage_url: str, asset: str, setting: str = "the storage URL") -> None:
+        """`setting` names where `storage_url` came from, for the errors that say what to fix."""
+        self.asset, self.setting = asset, setting
         self.url = f"{storage_url.rstrip('/')}/{asset}"
         if storage_url.startswith("s3://"):
             # Delayed open makes a small object one PutObject instead of a three-call multipart.
@@ -48,7 +49,9 @@ class PartitionStore:
             try:
                 self.fs.create_dir(self.root, recursive=True)
             except OSError as exc:
-                raise StorageError(f"Cannot create {self.url}: {exc}") from None
+                raise StorageError(
+                    f"Cannot create {self.url}: {exc}. Check {self.setting}."
+                ) from None
             return
         bucket = self.root.split("/", 1)[0]
         endpoint = (
@@ -60,10 +63,13 @@ class PartitionStore:
             found = self.fs.get_file_info(bucket).type != pa_fs.FileType.NotFound
         except OSError as exc:
             raise StorageError(
-                f"S3 bucket '{bucket}' at {endpoint} could not be reached or refused access: {exc}"
+                f"S3 bucket '{bucket}' at {endpoint} could not be reached or refused access: "
+                f"{exc}. Check {self.setting} and the AWS credentials."
             ) from None
         if not found:
-            raise StorageError(f"S3 bucket '{bucket}' does not exist at {endpoint}")
+            raise StorageError(
+                f"S3 bucket '{bucket}' does not exist at {endpoint}. Check {self.setting}."
+            )
 
     def relative_path(self, partition_key: str) -> str:
         return f"{partition_key}.parquet"

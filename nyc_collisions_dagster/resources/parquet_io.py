@@ -38,7 +38,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return self.storage_url or dg.EnvVar(STORAGE_URL_ENV).get_value() or DEFAULT_STORAGE_URL
 
     def store(self, asset: str) -> PartitionStore:
-        return PartitionStore(self.url, asset)
+        setting = "the io_manager's storage_url" if self.storage_url else STORAGE_URL_ENV
+        return PartitionStore(self.url, asset, setting)
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         # The raw assets write each day themselves and record it as it is written (landing.py);
@@ -67,4 +68,5 @@ class ProcessedLake(dg.ConfigurableResource):
         return self.storage_url or dg.EnvVar(PROCESSED_URL_ENV).get_value() or DEFAULT_PROCESSED_URL
 
     def store(self, asset: str) -> MonthStore:
-        return MonthStore(self.url, asset)
+        setting = "the processed_lake's storage_url" if self.storage_url else PROCESSED_URL_ENV
+        return MonthStore(self.url, asset, setting)
