@@ -14,9 +14,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.constants import DATASETS, PROCESSED_URL_ENV, STORAGE_URL_ENV
 from nyc_collisions_dagster.lake.catalog import create_table_statements
-from nyc_collisions_dagster.lake.storage import PartitionStore
+from nyc_collisions_dagster.lake.storage import PartitionStore, StorageError
 from nyc_collisions_dagster.processed.transforms import SCHEMAS_PROCESSED
 from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
@@ -63,8 +63,15 @@ def _setting(layer: str, url: str | None) -> ParquetIOManager | ProcessedLake:
     return ParquetIOManager(storage_url=url) if layer == "raw" else ProcessedLake(storage_url=url)
 
 
+def _setting_name(layer: str, url: str | None) -> str:
+    """What a user changes to point the command at another lake."""
+    return "--url" if url else STORAGE_URL_ENV if layer == "raw" else PROCESSED_URL_ENV
+
+
 def _store(layer: str, url: str | None, name: str) -> PartitionStore:
-    return _setting(layer, url).store(name)
+    store = _setting(layer, url).store(name)
+    store.setting = _setting_name(layer, url)
+    return store
 
 
 def connect(layer: str = "processed", url: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -76,8 +83,8 @@ def connect(layer: str = "processed", url: str | None = None) -> duckdb.DuckDBPy
     """
     connection = duckdb.connect()
     hive = layer == "processed"
-    for name in DATASETS:
-        store = _store(layer, url, name)
+    stores = [_store(layer, url, name) for name in DATASETS]
+    for name, store in zip(DATASETS, stores, strict=True):
         files = f"{store.root}/*/*/*.parquet" if hive else f"{store.root}/*.parquet"
         if store.is_local:
             [(found,)] = connection.execute("SELECT count(*) FROM glob(?)", [files]).fetchall()
@@ -90,15 +97,22 @@ def connect(layer: str = "processed", url: str | None = None) -> duckdb.DuckDBPy
         # The schema is known: pyarrow need not read a first file's footer to infer it.
         schema = _schema(layer, name)
         read_as = _with_dictionaries(schema)
-        dataset = ds.dataset(
-            store.root,
-            schema=pa.unify_schemas([read_as, _HIVE_SCHEMA]) if hive else read_as,
-            format=_parquet_format(schema),
-            filesystem=store.fs,
-            partitioning=ds.partitioning(_HIVE_SCHEMA, flavor="hive") if hive else None,
-        )
+        try:
+            dataset = ds.dataset(
+                store.root,
+                schema=pa.unify_schemas([read_as, _HIVE_SCHEMA]) if hive else read_as,
+                format=_parquet_format(schema),
+                filesystem=store.fs,
+                partitioning=ds.partitioning(_HIVE_SCHEMA, flavor="hive") if hive else None,
+            )
+        except OSError as exc:
+            store.ensure_bucket()  # the likeliest cause, said plainly
+            raise StorageError(f"Could not list {store.url}: {exc}") from None
         if dataset.files:
             connection.register(name, dataset)
+    if not stores[0].is_local and not _views(connection):
+        # Nothing listed: a missing bucket lists as empty, and deserves its own words.
+        stores[0].ensure_bucket()
     return connection
 
 
@@ -125,24 +139,41 @@ def main(argv: list[str] | None = None) -> int:
     if args.query is None:
         parser.error("a query is needed, or --ddl")
     layer = "raw" if args.raw else "processed"
-    connection = connect(layer, args.url)
+    try:
+        connection = connect(layer, args.url)
+    except (StorageError, duckdb.Error) as exc:
+        return _fail(_first_line(exc))
     try:
         connection.sql(args.query).show(max_rows=args.max_rows, max_width=200)
     except duckdb.Error as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if isinstance(exc, duckdb.CatalogException):
-            print(_missing_tables_hint(connection, layer, args.url), file=sys.stderr)
-        return 1
+        missing = _missing_table(exc, connection)
+        if missing is None:
+            return _fail(f"error: {_first_line(exc)}")
+        return _fail(
+            f"{missing} has no {layer} files under {_setting(layer, args.url).url}: materialize "
+            f"it first, or point {_setting_name(layer, args.url)} at the lake."
+        )
     return 0
 
 
-def _missing_tables_hint(connection: duckdb.DuckDBPyConnection, layer: str, url: str | None) -> str:
-    """Which views have no files behind them, and where they were looked for."""
-    found = {name for (name,) in connection.execute("SHOW TABLES").fetchall()}
-    missing = [name for name in DATASETS if name not in found]
-    if not missing:
-        return f"the views are {', '.join(DATASETS)}"
-    return (
-        f"no {layer} files of {', '.join(missing)} under {_setting(layer, url).url}: "
-        "materialize them first, or point --url (or the layer's setting) at the lake"
-    )
+def _fail(line: str) -> int:
+    """One line on stderr and exit status 2, as the make targets' commands fail."""
+    print(line, file=sys.stderr)
+    return 2
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+def _views(connection: duckdb.DuckDBPyConnection) -> set[str]:
+    return {name for (name,) in connection.execute("SHOW TABLES").fetchall()}
+
+
+def _missing_table(exc: duckdb.Error, connection: duckdb.DuckDBPyConnection) -> str | None:
+    """The view the query names that has no files behind it, if that is what failed."""
+    if not isinstance(exc, duckdb.CatalogException):
+        return None
+    found = _views(connection)
+    named = [name for name in DATASETS if name not in found and f"name {name} " in str(exc)]
+    return named[0] if named else None

@@ -53,6 +53,12 @@ class PartitionStore:
                     f"Cannot create {self.url}: {exc}. Check {self.setting}."
                 ) from None
             return
+        self.ensure_bucket()
+
+    def ensure_bucket(self) -> None:
+        """Fail if the S3 bucket isn't there or can't be reached; a local folder passes."""
+        if self.is_local:
+            return
         bucket = self.root.split("/", 1)[0]
         endpoint = (
             os.environ.get("AWS_ENDPOINT_URL_S3")
@@ -64,7 +70,7 @@ class PartitionStore:
         except OSError as exc:
             raise StorageError(
                 f"S3 bucket '{bucket}' at {endpoint} could not be reached or refused access: "
-                f"{exc}. Check {self.setting} and the AWS credentials."
+                f"{_first_line(exc)}. Check {self.setting} and the AWS credentials."
             ) from None
         if not found:
             raise StorageError(
@@ -153,6 +159,10 @@ class PartitionStore:
                 return pq.read_metadata(file).num_rows
         except (OSError, pa.ArrowException) as exc:
             raise StorageError(f"Could not read {self.uri(partition_key)}: {exc}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
 
 
 class MonthStore(PartitionStore):

@@ -123,7 +123,30 @@ def test_local_queries_prune_by_year_and_month_and_join_the_tables(month_server,
 
 def test_a_query_on_a_layer_without_files_says_where_it_looked(tmp_path, capsys) -> None:
     empty = tmp_path / "processed"
-    assert lake.main(["SELECT count(*) FROM crashes", "--url", str(empty)]) == 1
-    error = capsys.readouterr().err
-    assert "crashes does not exist" in error
-    assert f"no processed files of crashes, persons, vehicles under {empty}" in error
+    assert lake.main(["SELECT count(*) FROM crashes", "--url", str(empty)]) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error == (
+        f"crashes has no processed files under {empty}: materialize it first, or point --url "
+        "at the lake."
+    )
+
+
+def test_a_wrong_query_is_one_line(tmp_path, capsys) -> None:
+    assert lake.main(["SELEC 1", "--url", str(tmp_path)]) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error == 'error: Parser Error: syntax error at or near "SELEC"'
+
+
+def test_a_missing_bucket_is_one_line(aws_env) -> None:
+    """As a user types it, with the setting in the environment."""
+    env = {**os.environ, "COLLISIONS_PROCESSED_URL": "s3://no-such-bucket/collisions_processed"}
+    done = subprocess.run(
+        [sys.executable, "-m", "nyc_collisions_dagster.lake", "SELECT count(*) FROM crashes"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stdout == ""
+    endpoint = aws_env["AWS_ENDPOINT_URL_S3"]
+    assert done.stderr.splitlines() == [
+        f"S3 bucket 'no-such-bucket' does not exist at {endpoint}. Check COLLISIONS_PROCESSED_URL."
+    ]
