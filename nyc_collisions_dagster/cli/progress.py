@@ -54,11 +54,19 @@ class AssetProgress:
 class RunProgress:
     """The progress of one run's assets, shown as it changes."""
 
-    def __init__(self, assets: Sequence[str], total: int, unit: str, out: TextIO) -> None:
+    def __init__(
+        self,
+        assets: Sequence[str],
+        total: int,
+        unit: str,
+        out: TextIO,
+        terminal: bool | None = None,
+    ) -> None:
+        """`terminal` forces the live display (True) or plain lines (False); None asks `out`."""
         self.assets = {name: AssetProgress(name, total) for name in assets}
         self.unit = unit
         self.started = time.monotonic()
-        self._console = Console(file=out)
+        self._console = Console(file=out, force_terminal=terminal)
         self._plain_at = self.started
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
@@ -74,8 +82,9 @@ class RunProgress:
                 TextColumn("{task.fields[rows]:>12,} rows"),
                 TextColumn("{task.fields[newest]}"),
                 TimeElapsedColumn(),
-                TextColumn("left"),
+                TextColumn("elapsed"),
                 TimeRemainingColumn(),
+                TextColumn("left"),
                 console=self._console,
             )
             self._progress.start()
@@ -103,7 +112,7 @@ class RunProgress:
                 self._tasks[asset],
                 completed=len(progress.partitions),
                 rows=progress.rows,
-                newest=progress.newest,
+                newest=f"at {progress.newest}",
             )
         elif progress.done:
             self._print(progress)
