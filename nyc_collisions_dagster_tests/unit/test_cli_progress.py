@@ -1,4 +1,4 @@
-"""The progress of a run: a live display on a terminal, plain lines elsewhere, right counts in both."""
+"""A run's progress: a live display on a terminal, plain lines elsewhere, right counts in both."""
 
 import io
 import re
