@@ -5,6 +5,7 @@ import dagster as dg
 
 from nyc_collisions_dagster.processed.assets import processed_tables
 from nyc_collisions_dagster.processed.automation import processed_automation_sensor
+from nyc_collisions_dagster.processed.summary_asset import summary
 from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.raw.reconciliation_sensor import reconciliation_sensor
 from nyc_collisions_dagster.raw.schedules import daily_update_job, daily_update_schedule
@@ -13,7 +14,7 @@ from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, Proces
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 
 defs = dg.Definitions(
-    assets=[*collision_assets, processed_tables],
+    assets=[*collision_assets, processed_tables, summary],
     jobs=[daily_update_job],
     schedules=[daily_update_schedule],
     sensors=[late_records_sensor, reconciliation_sensor, processed_automation_sensor],

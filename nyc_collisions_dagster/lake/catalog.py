@@ -10,6 +10,8 @@ import os
 import pyarrow as pa
 
 from nyc_collisions_dagster.constants import DATASETS, START_DATE
+from nyc_collisions_dagster.lake.summaries import SUMMARY
+from nyc_collisions_dagster.processed.summary import SUMMARY_NOTES, SUMMARY_SCHEMA
 from nyc_collisions_dagster.processed.transforms import COLUMN_NOTES, SCHEMAS_PROCESSED
 from nyc_collisions_dagster.resources.parquet_io import ProcessedLake
 
@@ -41,7 +43,7 @@ def _hive_type(arrow_type: pa.DataType) -> str:
 
 def create_table_statements(url: str | None = None) -> list[str]:
     """`CREATE EXTERNAL TABLE` for `crashes`, `persons` and `vehicles` at `url` (default: the
-    processed layer's setting)."""
+    processed layer's setting), and for `summary`, one folder with one file, unpartitioned."""
     # Only the URL: a store would resolve the bucket's region over the network.
     base = ProcessedLake(storage_url=url).url.rstrip("/")
     base = base if "://" in base else os.path.abspath(base)
@@ -68,6 +70,16 @@ def create_table_statements(url: str | None = None) -> list[str]:
             f"  'storage.location.template' = '{location}/year=${{year}}/month=${{month}}/'\n"
             ")"
         )
+    summary = ProcessedLake(storage_url=url).summary_store().folder.url
+    summary = summary if "://" in summary else os.path.abspath(summary)
+    columns = ",\n".join(
+        f"  `{field.name}` {_hive_type(field.type)}" + _comment(SUMMARY_NOTES.get(field.name))
+        for field in SUMMARY_SCHEMA
+    )
+    statements.append(
+        f"CREATE EXTERNAL TABLE IF NOT EXISTS {SUMMARY} (\n{columns}\n)\n"
+        f"STORED AS PARQUET\nLOCATION '{summary}/'"
+    )
     return statements
 
 

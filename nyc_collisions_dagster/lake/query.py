@@ -1,14 +1,16 @@
 """Ask the lake a question in SQL: `python -m nyc_collisions_dagster.lake "SELECT ..."`.
 
-DuckDB sees three views, `crashes`, `persons` and `vehicles`, over the processed layer
-(COLLISIONS_PROCESSED_URL), or over the raw layer (COLLISIONS_STORAGE_URL) with `--raw`, on a
-local folder or on S3. Processed months are Hive folders (year=YYYY/month=MM): filters on `year`
-and `month` skip the other months' files unread. `--ddl` prints the processed tables' Hive DDL
-for Athena or Spark instead.
+DuckDB sees the views `crashes`, `persons` and `vehicles` over the processed layer
+(COLLISIONS_PROCESSED_URL), with `summary` (the summary tier: whole-history figures by day and
+borough in one file), or over the raw layer (COLLISIONS_STORAGE_URL) with `--raw`, on a local
+folder or on S3. Processed months are Hive folders (year=YYYY/month=MM): filters on `year` and
+`month` skip the other months' files unread. `--ddl` prints the processed tables' Hive DDL for
+Athena or Spark instead.
 """
 
 import argparse
 import sys
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
@@ -17,6 +19,8 @@ import pyarrow.dataset as ds
 from nyc_collisions_dagster.constants import DATASETS, PROCESSED_URL_ENV, STORAGE_URL_ENV
 from nyc_collisions_dagster.lake.catalog import create_table_statements
 from nyc_collisions_dagster.lake.storage import PartitionStore, StorageError
+from nyc_collisions_dagster.lake.summaries import SUMMARY
+from nyc_collisions_dagster.processed.summary import SUMMARY_SCHEMA
 from nyc_collisions_dagster.processed.transforms import SCHEMAS_PROCESSED
 from nyc_collisions_dagster.raw.schema import SCHEMAS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
@@ -74,52 +78,79 @@ def _store(layer: str, url: str | None, name: str) -> PartitionStore:
     return store
 
 
+@dataclass(frozen=True)
+class _View:
+    """A view the command opens: its files' folder, their schema, and whether they are in Hive
+    year=/month= folders."""
+
+    name: str
+    store: PartitionStore
+    schema: pa.Schema
+    hive: bool
+
+
+def _views_of(layer: str, url: str | None) -> list[_View]:
+    views = [
+        _View(name, _store(layer, url, name), _schema(layer, name), layer == "processed")
+        for name in DATASETS
+    ]
+    if layer == "processed":
+        folder = ProcessedLake(storage_url=url).summary_store().folder
+        folder.setting = _setting_name(layer, url)
+        views.append(_View(SUMMARY, folder, SUMMARY_SCHEMA, hive=False))
+    return views
+
+
+def view_names(layer: str) -> list[str]:
+    return [*DATASETS, SUMMARY] if layer == "processed" else list(DATASETS)
+
+
 def connect(layer: str = "processed", url: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a view per dataset that has files in `layer` at `url`.
+    """A DuckDB connection with a view per table that has files in `layer` at `url`: the
+    datasets, and the processed layer's summary.
 
     `url` defaults to the layer's setting. A local lake is read by DuckDB itself; S3 through
     pyarrow.fs, which follows the AWS credential chain and AWS_ENDPOINT_URL_S3 like the
     pipeline, and needs no DuckDB extension to be downloaded.
     """
     connection = duckdb.connect()
-    hive = layer == "processed"
-    stores = [_store(layer, url, name) for name in DATASETS]
-    for name, store in zip(DATASETS, stores, strict=True):
-        files = f"{store.root}/*/*/*.parquet" if hive else f"{store.root}/*.parquet"
+    views = _views_of(layer, url)
+    for view in views:
+        store = view.store
+        files = f"{store.root}/*/*/*.parquet" if view.hive else f"{store.root}/*.parquet"
         if store.is_local:
             [(found,)] = connection.execute("SELECT count(*) FROM glob(?)", [files]).fetchall()
             if found:
-                options = f", hive_types = {_HIVE_TYPES_SQL}" if hive else ""
+                options = f", hive_types = {_HIVE_TYPES_SQL}" if view.hive else ""
                 connection.execute(
-                    f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{files}'{options})"
+                    f"CREATE VIEW {view.name} AS SELECT * FROM read_parquet('{files}'{options})"
                 )
             continue
         # The schema is known: pyarrow need not read a first file's footer to infer it.
-        schema = _schema(layer, name)
-        read_as = _with_dictionaries(schema)
+        read_as = _with_dictionaries(view.schema)
         try:
             dataset = ds.dataset(
                 store.root,
-                schema=pa.unify_schemas([read_as, _HIVE_SCHEMA]) if hive else read_as,
-                format=_parquet_format(schema),
+                schema=pa.unify_schemas([read_as, _HIVE_SCHEMA]) if view.hive else read_as,
+                format=_parquet_format(view.schema),
                 filesystem=store.fs,
-                partitioning=ds.partitioning(_HIVE_SCHEMA, flavor="hive") if hive else None,
+                partitioning=ds.partitioning(_HIVE_SCHEMA, flavor="hive") if view.hive else None,
             )
         except OSError as exc:
             store.ensure_bucket()  # the likeliest cause, said plainly
             raise StorageError(f"Could not list {store.url}: {exc}") from None
         if dataset.files:
-            connection.register(name, dataset)
-    if not stores[0].is_local and not _views(connection):
+            connection.register(view.name, dataset)
+    if not views[0].store.is_local and not _views(connection):
         # Nothing listed: a missing bucket lists as empty, and deserves its own words.
-        stores[0].ensure_bucket()
+        views[0].store.ensure_bucket()
     return connection
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nyc_collisions_dagster.lake",
-        description="Run SQL on the lake's views crashes, persons and vehicles.",
+        description="Run SQL on the lake's views crashes, persons, vehicles and summary.",
     )
     parser.add_argument(
         "query", nargs="?", help='e.g. "SELECT crash_borough, count(*) FROM crashes GROUP BY 1"'
@@ -146,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         connection.sql(args.query).show(max_rows=args.max_rows, max_width=200)
     except duckdb.Error as exc:
-        missing = _missing_table(exc, connection)
+        missing = _missing_table(exc, connection, view_names(layer))
         if missing is None:
             return _fail(f"error: {_first_line(exc)}")
         return _fail(
@@ -170,10 +201,12 @@ def _views(connection: duckdb.DuckDBPyConnection) -> set[str]:
     return {name for (name,) in connection.execute("SHOW TABLES").fetchall()}
 
 
-def _missing_table(exc: duckdb.Error, connection: duckdb.DuckDBPyConnection) -> str | None:
+def _missing_table(
+    exc: duckdb.Error, connection: duckdb.DuckDBPyConnection, names: list[str]
+) -> str | None:
     """The view the query names that has no files behind it, if that is what failed."""
     if not isinstance(exc, duckdb.CatalogException):
         return None
     found = _views(connection)
-    named = [name for name in DATASETS if name not in found and f"name {name} " in str(exc)]
+    named = [name for name in names if name not in found and f"name {name} " in str(exc)]
     return named[0] if named else None

@@ -14,6 +14,17 @@ raw_days_changed = (
     & ~dg.AutomationCondition.in_progress()
 ).with_label("a raw day of the month changed")
 
+# The summary covers every month: it follows any month of processed crashes that changed, once
+# no month is being built (and never while it is itself being built, so two summary runs never
+# race on its one file). The first evaluation builds it from what is there.
+processed_months_changed = (
+    (
+        dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()
+    ).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("a processed month changed")
+
 # Running by default, so that `dagster dev` (make dev) keeps the processed layer fresh as soon
 # as the daemon runs; the raw schedule and sensors stay opt-in as before.
 processed_automation_sensor = dg.AutomationConditionSensorDefinition(

@@ -13,6 +13,7 @@ from nyc_collisions_dagster.constants import (
     STORAGE_URL_ENV,
 )
 from nyc_collisions_dagster.lake.storage import MonthStore, PartitionStore
+from nyc_collisions_dagster.lake.summaries import SummaryStore
 
 if TYPE_CHECKING:
     import pandas as pd  # imported by to_pandas only when a downstream asset loads: it is slow
@@ -68,5 +69,12 @@ class ProcessedLake(dg.ConfigurableResource):
         return self.storage_url or dg.EnvVar(PROCESSED_URL_ENV).get_value() or DEFAULT_PROCESSED_URL
 
     def store(self, asset: str) -> MonthStore:
-        setting = "the processed_lake's storage_url" if self.storage_url else PROCESSED_URL_ENV
-        return MonthStore(self.url, asset, setting)
+        return MonthStore(self.url, asset, self._setting)
+
+    def summary_store(self) -> SummaryStore:
+        """The summary tier's file, beside the monthly tables."""
+        return SummaryStore(self.url, self._setting)
+
+    @property
+    def _setting(self) -> str:
+        return "the processed_lake's storage_url" if self.storage_url else PROCESSED_URL_ENV

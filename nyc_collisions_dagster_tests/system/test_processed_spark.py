@@ -16,6 +16,8 @@ from pyspark.sql import SparkSession
 from nyc_collisions_dagster.constants import DATASETS, TIMEZONE
 from nyc_collisions_dagster.lake.catalog import hive_comment
 from nyc_collisions_dagster.processed.assets import processed_tables
+from nyc_collisions_dagster.processed.summary import SUMMARY_SCHEMA
+from nyc_collisions_dagster.processed.summary_asset import summary
 from nyc_collisions_dagster.processed.transforms import COLUMN_NOTES, SCHEMAS_PROCESSED
 from nyc_collisions_dagster.raw.assets import collision_assets
 
@@ -58,6 +60,7 @@ def processed(month_server, layer_resources, tmp_path_factory: pytest.TempPathFa
     resources = layer_resources(month_server, root)
     assert dg.materialize(collision_assets, resources=resources, tags=MARCH).success
     assert dg.materialize([processed_tables], resources=resources, partition_key="2024-03").success
+    assert dg.materialize([summary], resources=resources).success
     return root / "collisions_processed_data"
 
 
@@ -113,9 +116,18 @@ def test_the_printed_ddl_declares_the_files_and_prunes_by_month(spark, processed
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     statements = [statement for statement in printed.split(";") if statement.strip()]
-    assert len(statements) == len(DATASETS)
+    assert len(statements) == len(DATASETS) + 1
     for statement in statements:
         spark.sql(statement)
+    # The summary: its figures are the processed crashes' own.
+    assert spark.table("summary").columns == SUMMARY_SCHEMA.names
+    [(crashes, injured, ksi)] = spark.sql(
+        "SELECT sum(crashes), sum(injured), sum(ksi) FROM summary WHERE year = 2024 AND month = 3"
+    ).collect()
+    march = pq.read_table(_file(processed, "crashes")).to_pydict()
+    assert crashes == len(march["collision_id"])
+    assert injured == sum(v or 0 for v in march["number_of_persons_injured"])
+    assert ksi == sum(march["ksi"]) > 0
     for name in DATASETS:
         spark.sql(f"MSCK REPAIR TABLE {name}")
         table = spark.table(name)
