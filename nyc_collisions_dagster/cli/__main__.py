@@ -22,7 +22,14 @@ from nyc_collisions_dagster.cli.arguments import (
     parse_range,
 )
 from nyc_collisions_dagster.cli.launch import Launch
-from nyc_collisions_dagster.cli.session import RunFailed, Session, home, names_text, source, summary
+from nyc_collisions_dagster.cli.session import (
+    RunFailed,
+    Session,
+    home,
+    names_text,
+    print_landed,
+    source,
+)
 from nyc_collisions_dagster.constants import DATASETS, PROCESSED_PREFIX
 from nyc_collisions_dagster.lake import query
 
@@ -103,7 +110,7 @@ def _land_raw(
         env = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"} if planned_subsets else {}
         launch = Launch(assets, partition_range=(str(days.first), str(days.last)), env=env)
     landed = session.land(launch, days.count, "days")
-    summary(session, landed, "days", timedelta(seconds=time.monotonic() - started))
+    print_landed(session, landed, "days", timedelta(seconds=time.monotonic() - started))
 
 
 def _run_month(session: Session, days: Days) -> None:
@@ -113,7 +120,11 @@ def _run_month(session: Session, days: Days) -> None:
     session.say(f"Processing {days.month}.")
     started = time.monotonic()
     landed = session.land(Launch(processed, partition=days.month), 1, "month")
-    summary(session, landed, "month", timedelta(seconds=time.monotonic() - started))
+    print_landed(session, landed, "month", timedelta(seconds=time.monotonic() - started))
+    session.say("Summarizing the whole history (processed/summary).")
+    started = time.monotonic()
+    landed = session.land(Launch((f"{PROCESSED_PREFIX}/summary",)), 1, "file")
+    print_landed(session, landed, "file", timedelta(seconds=time.monotonic() - started))
     year, month = days.month.split("-")
     session.say(f"Crashes, injured and KSI by crash_borough, {days.month}:")
     if query.main([BOROUGH_QUERY.format(year=int(year), month=int(month))]) != 0:

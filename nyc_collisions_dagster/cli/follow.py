@@ -8,6 +8,7 @@ from nyc_collisions_dagster.cli.launch import Running
 from nyc_collisions_dagster.cli.progress import RunProgress
 
 POLL_SECONDS = 0.5
+UNPARTITIONED = ""  # an unpartitioned asset's one materialization counts as this partition
 
 
 def follow(instance: dg.DagsterInstance, running: Running, progress: RunProgress) -> int:
@@ -34,14 +35,14 @@ def _show_new(
         )
         for record in connection.records:
             materialization = record.asset_materialization
-            if materialization is None or materialization.partition is None:
+            if materialization is None:
                 continue
             metadata = materialization.metadata
             rows = metadata.get("dagster/row_count")
             path = metadata.get("path")
             progress.landed(
                 materialization.asset_key.to_user_string(),
-                materialization.partition,
+                materialization.partition or UNPARTITIONED,
                 rows.value if rows is not None and isinstance(rows.value, int) else 0,
                 str(path.value) if path is not None else "",
             )

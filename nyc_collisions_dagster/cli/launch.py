@@ -37,13 +37,15 @@ class Launch:
         selection = ["--select", ",".join(self.assets)]
         if self.partition_range is not None:
             return [*selection, "--partition-range", "...".join(self.partition_range)]
-        return [*selection, "--partition", str(self.partition)]
+        if self.partition is not None:
+            return [*selection, "--partition", self.partition]
+        return selection
 
     def tags(self) -> dict[str, str]:
         """The tags Dagster gives the run, by which it is found in the instance."""
         if self.partition_range is not None:
             return dict(zip((_RANGE_START, _RANGE_END), self.partition_range, strict=True))
-        return {_PARTITION: str(self.partition)}
+        return {_PARTITION: self.partition} if self.partition is not None else {}
 
 
 class Running:

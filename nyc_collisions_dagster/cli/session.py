@@ -85,7 +85,7 @@ def source() -> str:
     return os.environ.get(SOCRATA_DOMAIN_ENV) or DEFAULT_SOCRATA_DOMAIN
 
 
-def summary(session: Session, landed: Landed, unit: str, elapsed: timedelta) -> None:
+def print_landed(session: Session, landed: Landed, unit: str, elapsed: timedelta) -> None:
     """Rows per asset and where their files are, with the run's id."""
     session.say(f"Run {landed.run_id} succeeded in {_duration(elapsed)}:")
     for asset in landed.assets.values():

@@ -42,7 +42,20 @@ def test_make_run_lands_a_month_raw_and_processed_then_queries_it(
         summary = [line.split() for line in run.lines if line.startswith("  ")]
         assert [name, "29", "days", f"{landed:,}", "rows", str(raw / name)] in summary
         assert [f"processed/{name}", "1", "month", f"{landed:,}", "rows", str(month)] in summary
-    assert sum(line.startswith("Run ") and "succeeded" in line for line in run.lines) == 2
+    assert sum(line.startswith("Run ") and "succeeded" in line for line in run.lines) == 3
+    # Then the summary tier, over the whole history the lake holds: this month.
+    summary_file = processed / "summaries" / "summary" / "summary.parquet"
+    summary = pq.read_table(summary_file)
+    month = pq.read_table(processed / "crashes" / "year=2024" / "month=02" / "2024-02.parquet")
+    assert sum(summary["crashes"].to_pylist()) == month.num_rows
+    assert [
+        "processed/summary",
+        "1",
+        "file",
+        f"{summary.num_rows:,}",
+        "rows",
+        str(summary_file),
+    ] in [line.split() for line in run.lines]
     crashes = pq.read_table(processed / "crashes" / "year=2024" / "month=02" / "2024-02.parquet")
     # The query groups by crash_borough: every borough, its crashes counted with those it holds.
     boroughs = set(crashes["crash_borough"].to_pylist()) - {None}
