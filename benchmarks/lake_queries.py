@@ -35,7 +35,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import requests
 
-from benchmarks import harness, raw_read
+from benchmarks import harness, raw_read, summary_tier
 from benchmarks.generated import CRASHES_PER_DAY, generate, typed
 from benchmarks.report import Target
 from nyc_collisions_dagster.constants import DATASETS
@@ -483,6 +483,173 @@ def measure_query(moto: Moto, query: Query, urls: dict[str, str], repeats: int) 
     return Answer(query, timings["raw"], timings["processed"], same)
 
 
+# --- the summary tier ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SummaryPart:
+    build: Run | None
+    rebuild: Run | None
+    rebuild_objects: int | None  # objects the rebuild read after one month changed
+    asked: list[summary_tier.Asked]  # summary, processed crashes, then the whole history's two
+    sizes: dict[str, int]
+    history_rows: int
+    history_months: int
+
+
+def ask_counted(
+    moto: Moto, label: str, repeats: int, run: Callable[[], list[tuple]]
+) -> summary_tier.Asked:
+    """The best of `repeats` timed runs after a warm-up, then one run with S3 requests counted."""
+    seconds, answer = summary_tier.best_of(repeats, run)
+    with moto.counting() as counted:
+        run()
+    requests = counted[0]
+    return summary_tier.Asked(
+        label, seconds, requests.gets, requests.lists, requests.objects, answer
+    )
+
+
+def run_in_lake(bench: Bench, processed_url: str, cmd: list[str], label: str) -> Run:
+    """A `dagster asset materialize` into the full build's processed layer."""
+    name = f"{label.split()[0]}-{uuid.uuid4().hex[:6]}"
+    env = {
+        **bench.env,
+        "DAGSTER_HOME": str(harness.fresh_dagster_home(bench.scratch / name)),
+        "COLLISIONS_STORAGE_URL": bench.raw_url,
+        "COLLISIONS_PROCESSED_URL": processed_url,
+    }
+    measured = bench.live.measure(cmd, env, name)
+    return Run(label, 0, measured.wall, measured.peak_rss_mb, "ok")
+
+
+def summary_cmd() -> list[str]:
+    return [sys.executable, "-m", "dagster", "asset", "materialize", *DEFINITIONS,
+            "--select", summary_tier.SUMMARY_SELECT]  # fmt: skip
+
+
+def measure_summary(
+    bench: Bench, moto: Moto, window: Window, processed_url: str, repeats: int
+) -> SummaryPart:
+    build = harness.attempt(
+        "summary build",
+        lambda: run_in_lake(bench, processed_url, summary_cmd(), "summary build (whole window)"),
+    )
+    if build is not None:
+        total = sum(summary_tier.read_summary(processed_url)["crashes"].to_pylist())
+        build = Run(build.label, window.months, build.wall, build.rss_mb,
+                    checked({"crashes": rows_in(bench.landed, window)["crashes"]},
+                            {"crashes": total}))  # fmt: skip
+    asked = [
+        ask_counted(moto, label, repeats, lambda sql=sql: ask("processed", processed_url, sql))
+        for label, sql in summary_tier.KSI_BY_BOROUGH_BY_YEAR.items()
+    ]
+    # One month changes (its processed files rewritten), then the summary is built again.
+    middle = Window(harness.add_months(window.start, window.months // 2), 1)
+    harness.attempt(
+        "one processed month rebuilt",
+        lambda: run_in_lake(bench, processed_url, materialize_cmd(middle), "month rebuilt"),
+    )
+    with moto.counting() as counted:
+        rebuild = harness.attempt(
+            "summary rebuild after one month changed",
+            lambda: run_in_lake(bench, processed_url, summary_cmd(), "summary rebuild (1 month)"),
+        )
+    # The whole history, 2012-07 to the last complete month, laid out both ways.
+    summary = summary_tier.read_summary(processed_url)
+    through = date.today().replace(day=1) - timedelta(days=1)
+    history = summary_tier.whole_history(summary, through)
+    one_file_url, per_year, sizes = summary_tier.write_layouts(bench.root, history)
+    asked += [
+        ask_counted(
+            moto, "whole history, one file", repeats,
+            lambda: ask("processed", one_file_url, summary_tier.KSI_BY_BOROUGH_BY_YEAR["summary"]),
+        ),
+        ask_counted(
+            moto, "whole history, one file a year", repeats, summary_tier.per_year_read(per_year)
+        ),
+    ]  # fmt: skip
+    first = date.fromisoformat(summary_tier.START_DATE)
+    months = (through.year - first.year) * 12 + through.month - first.month + 1
+    return SummaryPart(
+        build, rebuild, counted[0].objects if counted else None, asked, sizes, history.num_rows,
+        months,
+    )  # fmt: skip
+
+
+def summary_targets(part: SummaryPart, window: Window) -> list[Target]:
+    summary, crashes, one_file, _ = part.asked
+    projected = crashes.gets / window.months * part.history_months
+    return [
+        Target("summary: KSI by borough by year, S3 GETs", summary.gets, "≤", 20),
+        Target(
+            "summary: GETs of the same query over processed crashes ÷ over the summary",
+            ratio(crashes.gets, summary.gets), "≥", 5,
+        ),
+        Target(
+            "summary: wall of the query over processed crashes ÷ over the summary",
+            ratio(crashes.seconds, summary.seconds), "≥", 10,
+        ),
+        Target(
+            "summary: objects its rebuild reads after one month changed (itself and that month)",
+            part.rebuild_objects, "≤", 2,
+        ),
+        Target("summary: whole history, one file, S3 GETs", one_file.gets, "≤", 20),
+        Target(
+            "summary: whole history, processed crashes' GETs (projected) ÷ the summary's",
+            ratio(projected, one_file.gets), "≥", 5,
+        ),
+    ]  # fmt: skip
+
+
+def summary_section(part: SummaryPart, window: Window) -> list[str]:
+    summary, crashes, one_file, per_year = part.asked
+    same = summary.answer == crashes.answer and bool(summary.answer)
+    projected_gets = crashes.gets / window.months * part.history_months
+    projected_seconds = crashes.seconds / window.months * part.history_months
+    lines = [
+        "### Summary tier",
+        "",
+        f'"KSI by borough by year" over the {window.months} months, through `lake.connect` '
+        "(its listings included), then at the whole history's size: the measured summary's "
+        f"days laid over {summary_tier.START_DATE[:7]} to the last complete month, "
+        f"{part.history_rows:,} rows over {part.history_months} months, written in both "
+        "layouts.",
+        "",
+        "| read | s | S3 GETs (lists) | objects | answers |",
+        "|---|--:|--:|--:|---|",
+    ]
+    for asked in (summary, crashes):
+        lines.append(
+            f"| {asked.label}, {window.months} months | {asked.seconds:.3f} | "
+            f"{asked.gets} ({asked.lists}) | {asked.objects} | {verdict(same)} |"
+        )
+    for asked in (one_file, per_year):
+        agree = asked.answer == one_file.answer and bool(asked.answer)
+        lines.append(
+            f"| {asked.label} | {asked.seconds:.3f} | {asked.gets} ({asked.lists}) | "
+            f"{asked.objects} | {verdict(agree)} |"
+        )
+    lines.append(
+        f"| processed crashes, whole history (projected from {window.months} months) | "
+        f"{projected_seconds:.1f} | {projected_gets:,.0f} | | |"
+    )
+    lines += [
+        "",
+        "| layout at the whole history's size | bytes |",
+        "|---|--:|",
+        *(f"| {name} | {size:,} |" for name, size in part.sizes.items()),
+        "",
+        "| summary run | wall s | peak RSS MB | check |",
+        "|---|--:|--:|---|",
+    ]
+    for run in (part.build, part.rebuild):
+        if run is not None:
+            lines.append(f"| {run.label} | {run.wall:.1f} | {run.rss_mb:,.0f} | {run.check} |")
+    lines.append(f"\nObjects read by the rebuild after one month changed: {part.rebuild_objects}.")
+    return lines
+
+
 # --- the report ---------------------------------------------------------------------------------
 
 
@@ -606,6 +773,7 @@ def markdown(
     answers: list[Answer],
     goals: list[Target],
     diagnose: bool,
+    summary: list[str],
 ) -> str:
     rows = [(f"({a.query.key}) {a.query.title}", a) for a in answers]
     lines = [
@@ -616,6 +784,8 @@ def markdown(
         *build_table(runs),
         "",
         *query_table(rows),
+        "",
+        *summary,
         "",
         *target_table(goals),
     ]
@@ -740,10 +910,15 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
             raise harness.ChildFailed("the processed build failed: no queries to measure")
         urls = {"raw": raw_url, "processed": processed_url}
         answers = measure_queries(moto, window, urls, args.repeats)
+        progress("... the summary tier")
+        part = measure_summary(bench, moto, window, processed_url, args.repeats)
     long_months = min(RSS_LONG_MONTHS, window.months)
     context = context_lines(args, window, landed, answers, time.perf_counter() - started)
-    goals = build_targets(runs, long_months) + query_targets(answers)
-    return markdown(context, runs, answers, goals, args.diagnose)
+    goals = (
+        build_targets(runs, long_months) + query_targets(answers) + summary_targets(part, window)
+    )
+    summary = summary_section(part, window)
+    return markdown(context, runs, answers, goals, args.diagnose, summary)
 
 
 def parse_args() -> argparse.Namespace:

@@ -136,6 +136,8 @@ def connect(layer: str = "processed", url: str | None = None) -> duckdb.DuckDBPy
                 filesystem=store.fs,
                 partitioning=ds.partitioning(_HIVE_SCHEMA, flavor="hive") if view.hive else None,
             )
+        except FileNotFoundError:
+            continue  # no file was ever written there: no view, as for a local folder
         except OSError as exc:
             store.ensure_bucket()  # the likeliest cause, said plainly
             raise StorageError(f"Could not list {store.url}: {exc}") from None
