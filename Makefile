@@ -15,7 +15,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
 CLI_FLAGS = $(if $(VERBOSE),--verbose)
 
-.PHONY: run backfill dev docs test test-fast lint postgres java benchmark benchmark-lake benchmark-scale screenshots clean
+.PHONY: run backfill dev docs test test-fast lint postgres java chromium benchmark benchmark-lake benchmark-scale screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,8 @@ backfill: $(BIN)/.installed $(INSTANCE)
 dev: $(BIN)/.installed $(INSTANCE)
 	$(BIN)/dagster dev
 
-# Needs Debian's chromium (apt-get install chromium); not part of CI.
-screenshots: $(BIN)/.installed
+# The UI's screenshots in docs/, taken with Debian's chromium; not part of CI.
+screenshots: $(BIN)/.installed chromium
 	$(BIN)/python -m scripts.screenshots
 
 # Served at http://127.0.0.1:8000 while you edit; the suite builds them strictly.
@@ -55,7 +55,7 @@ docs: $(BIN)/.installed
 # Everything CI checks: lint, types, import contracts, then every tier on both cores (the strict
 # docs build is a unit test). Work stealing keeps both busy while a few long tests finish.
 PYTEST_CORES := -n 2 --dist worksteal
-test: lint postgres java
+test: lint postgres java chromium
 	$(BIN)/python -m pytest $(PYTEST_CORES)
 
 # The edit-test loop: the unit and integration tiers on both cores, each test on one transport,
@@ -75,6 +75,12 @@ lint: $(BIN)/.installed
 postgres:
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
 		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
+
+# The dashboard's browser test drives Debian's Chromium through Playwright, which cannot download
+# a browser of its own here.
+chromium:
+	command -v chromium >/dev/null 2>&1 || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 # Spark, which reads the processed layer in the suite, runs on Java 17 or later.
 java:

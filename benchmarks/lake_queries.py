@@ -17,7 +17,8 @@ Then three DuckDB questions (and the second once more with the join on both laye
 the raw and over the processed layer through
 `nyc_collisions_dagster.lake.connect`, in this process: one warm-up (whose answers are compared),
 then the best of a few timed runs, then one run with moto's request recorder on, which counts the
-S3 requests. A timed run opens the connection (listing the layer) and fetches the answer, as
+S3 requests. A timed run opens the connection (listing the views the query names) and fetches
+the answer, as
 `python -m nyc_collisions_dagster.lake` does.
 
 `--diagnose` adds where each query's time goes: CPU of this process and of moto.
@@ -48,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import requests
 
-from benchmarks import harness, raw_read, summary_tier
+from benchmarks import dashboard_build, harness, raw_read, summary_tier
 from benchmarks.generated import CRASHES_PER_DAY, generate, typed
 from benchmarks.report import Target
 from nyc_collisions_dagster.constants import DATASETS
@@ -429,7 +430,7 @@ def queries(month: date) -> list[Query]:
 
 def ask(layer: str, url: str, sql: str) -> list[tuple]:
     """A question as a user asks it: connect (which lists the layer), run, fetch every row."""
-    connection = lake.connect(layer, url)
+    connection = lake.connect(layer, url, lake.views_in(sql, layer))
     try:
         return connection.execute(sql).fetchall()
     finally:
@@ -493,8 +494,12 @@ class SummaryPart:
     rebuild_objects: int | None  # objects the rebuild read after one month changed
     asked: list[summary_tier.Asked]  # summary, processed crashes, then the whole history's two
     sizes: dict[str, int]
-    history_rows: int
+    history: pa.Table  # the summary at the whole history's size
     history_months: int
+
+    @property
+    def history_rows(self) -> int:
+        return self.history.num_rows
 
 
 def ask_counted(
@@ -510,22 +515,31 @@ def ask_counted(
     )
 
 
-def run_in_lake(bench: Bench, processed_url: str, cmd: list[str], label: str) -> Run:
-    """A `dagster asset materialize` into the full build's processed layer."""
+def run_in_lake(
+    bench: Bench, processed_url: str, cmd: list[str], label: str, **settings: str
+) -> tuple[Run, Path]:
+    """A `dagster asset materialize` into the full build's processed layer; (run, its
+    DAGSTER_HOME)."""
     name = f"{label.split()[0]}-{uuid.uuid4().hex[:6]}"
+    home = harness.fresh_dagster_home(bench.scratch / name)
     env = {
         **bench.env,
-        "DAGSTER_HOME": str(harness.fresh_dagster_home(bench.scratch / name)),
+        "DAGSTER_HOME": str(home),
         "COLLISIONS_STORAGE_URL": bench.raw_url,
         "COLLISIONS_PROCESSED_URL": processed_url,
+        **settings,
     }
     measured = bench.live.measure(cmd, env, name)
-    return Run(label, 0, measured.wall, measured.peak_rss_mb, "ok")
+    return Run(label, 0, measured.wall, measured.peak_rss_mb, "ok"), home
+
+
+def select_cmd(selection: str) -> list[str]:
+    return [sys.executable, "-m", "dagster", "asset", "materialize", *DEFINITIONS,
+            "--select", selection]  # fmt: skip
 
 
 def summary_cmd() -> list[str]:
-    return [sys.executable, "-m", "dagster", "asset", "materialize", *DEFINITIONS,
-            "--select", summary_tier.SUMMARY_SELECT]  # fmt: skip
+    return select_cmd(summary_tier.SUMMARY_SELECT)
 
 
 def measure_summary(
@@ -533,7 +547,7 @@ def measure_summary(
 ) -> SummaryPart:
     build = harness.attempt(
         "summary build",
-        lambda: run_in_lake(bench, processed_url, summary_cmd(), "summary build (whole window)"),
+        lambda: run_in_lake(bench, processed_url, summary_cmd(), "summary build (whole window)")[0],
     )
     if build is not None:
         total = sum(summary_tier.read_summary(processed_url)["crashes"].to_pylist())
@@ -548,12 +562,14 @@ def measure_summary(
     middle = Window(harness.add_months(window.start, window.months // 2), 1)
     harness.attempt(
         "one processed month rebuilt",
-        lambda: run_in_lake(bench, processed_url, materialize_cmd(middle), "month rebuilt"),
+        lambda: run_in_lake(bench, processed_url, materialize_cmd(middle), "month rebuilt")[0],
     )
     with moto.counting() as counted:
         rebuild = harness.attempt(
             "summary rebuild after one month changed",
-            lambda: run_in_lake(bench, processed_url, summary_cmd(), "summary rebuild (1 month)"),
+            lambda: run_in_lake(bench, processed_url, summary_cmd(), "summary rebuild (1 month)")[
+                0
+            ],
         )
     # The whole history, 2012-07 to the last complete month, laid out both ways.
     summary = summary_tier.read_summary(processed_url)
@@ -572,9 +588,8 @@ def measure_summary(
     first = date.fromisoformat(summary_tier.START_DATE)
     months = (through.year - first.year) * 12 + through.month - first.month + 1
     return SummaryPart(
-        build, rebuild, counted[0].objects if counted else None, asked, sizes, history.num_rows,
-        months,
-    )  # fmt: skip
+        build, rebuild, counted[0].objects if counted else None, asked, sizes, history, months
+    )
 
 
 def summary_targets(part: SummaryPart, window: Window) -> list[Target]:
@@ -648,6 +663,76 @@ def summary_section(part: SummaryPart, window: Window) -> list[str]:
             lines.append(f"| {run.label} | {run.wall:.1f} | {run.rss_mb:,.0f} | {run.check} |")
     lines.append(f"\nObjects read by the rebuild after one month changed: {part.rebuild_objects}.")
     return lines
+
+
+# --- the dashboard ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DashboardPart:
+    run: Run | None
+    step_seconds: float | None  # the build itself, without the command's start-up
+    page_bytes: int | None
+    history_bytes: int | None  # the page drawn from the whole history's summary
+
+
+def measure_dashboard(
+    bench: Bench, window: Window, processed_url: str, part: SummaryPart
+) -> DashboardPart:
+    reports_url = f"{bench.root}/reports-{uuid.uuid4().hex[:6]}/collisions_reports"
+    built = harness.attempt(
+        "dashboard build",
+        lambda: run_in_lake(
+            bench, processed_url, select_cmd(dashboard_build.DASHBOARD_SELECT),
+            f"dashboard build ({window.months} months)", COLLISIONS_REPORTS_URL=reports_url,
+        ),
+    )  # fmt: skip
+    if built is None:
+        return DashboardPart(None, None, None, None)
+    run, home = built
+    key = f"{reports_url.removeprefix(f's3://{harness.BUCKET}/')}/dashboard.html"
+    page = boto3.client("s3").get_object(Bucket=harness.BUCKET, Key=key)["Body"].read()
+    history = dashboard_build.page_at_history(page.decode(), part.history)
+    return DashboardPart(run, dashboard_build.step_seconds(home), len(page), history)
+
+
+def dashboard_targets(part: DashboardPart) -> list[Target]:
+    run = part.run
+    return [
+        Target("dashboard: its step's seconds, 4 years", part.step_seconds, "≤", 10),
+        Target("dashboard: build peak RSS MB", None if run is None else run.rss_mb, "≤", 500),
+        Target("dashboard: page MB", None if part.page_bytes is None else part.page_bytes / 1e6,
+               "≤", 5),
+        Target("dashboard: page MB at the whole history's size",
+               None if part.history_bytes is None else part.history_bytes / 1e6, "≤", 5),
+    ]  # fmt: skip
+
+
+def dashboard_section(part: DashboardPart, summary: SummaryPart, window: Window) -> list[str]:
+    if part.run is None:
+        return ["### Dashboard", "", "The dashboard build failed: see the progress output."]
+    step = "n/a" if part.step_seconds is None else f"{part.step_seconds:.1f}"
+    projected = (
+        "n/a"
+        if part.step_seconds is None
+        else f"{part.step_seconds * summary.history_months / window.months:.0f}"
+    )
+    return [
+        "### Dashboard",
+        "",
+        f"`reports/dashboard` built with `dagster asset materialize` over the {window.months} "
+        "months' summary and processed crashes on moto S3 (the command's wall includes its "
+        "start-up; the step is the build itself), and its page drawn again from the summary "
+        f"at the whole history's size ({summary.history_months} months). Vega's bundle is made "
+        "once per machine and then read from the temporary folder.",
+        "",
+        "| | wall s | step s | peak RSS MB | page bytes |",
+        "|---|--:|--:|--:|--:|",
+        f"| {part.run.label} | {part.run.wall:.1f} | {step} | {part.run.rss_mb:,.0f} | "
+        f"{part.page_bytes:,} |",
+        f"| the whole history ({summary.history_months} months; step projected by months read) "
+        f"| | ≤ {projected} | | {part.history_bytes:,} |",
+    ]
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -912,12 +997,17 @@ def benchmark(args: argparse.Namespace, scratch: Path) -> str:
         answers = measure_queries(moto, window, urls, args.repeats)
         progress("... the summary tier")
         part = measure_summary(bench, moto, window, processed_url, args.repeats)
+        progress("... the dashboard")
+        board = measure_dashboard(bench, window, processed_url, part)
     long_months = min(RSS_LONG_MONTHS, window.months)
     context = context_lines(args, window, landed, answers, time.perf_counter() - started)
     goals = (
-        build_targets(runs, long_months) + query_targets(answers) + summary_targets(part, window)
+        build_targets(runs, long_months)
+        + query_targets(answers)
+        + summary_targets(part, window)
+        + dashboard_targets(board)
     )
-    summary = summary_section(part, window)
+    summary = summary_section(part, window) + ["", *dashboard_section(board, part, window)]
     return markdown(context, runs, answers, goals, args.diagnose, summary)
 
 

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import dagster as dg
 import pytest
 
+from nyc_collisions_dagster.processed.assets import processed_tables
+from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests import real_data
@@ -38,6 +41,7 @@ _SETTINGS = (
     "SOCRATA_API",
     "COLLISIONS_STORAGE_URL",
     "COLLISIONS_PROCESSED_URL",
+    "COLLISIONS_REPORTS_URL",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
     "AWS_PROFILE",
@@ -48,6 +52,7 @@ _SETTINGS = (
 )
 
 SODA_START, SODA_END = date(2024, 1, 1), date(2024, 1, 11)
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 # Whole months for the processed layer, few rows a day so that a month lands in seconds.
 MONTHS_START, MONTHS_END = date(2024, 2, 1), date(2024, 5, 1)
 
@@ -190,6 +195,7 @@ def cli_env(soda_server: SodaServer, tmp_path: Path) -> dict[str, str]:
         **os.environ,
         "SOCRATA_DOMAIN": soda_server.url,
         "COLLISIONS_STORAGE_URL": str(tmp_path / "collisions_raw_data"),
+        "COLLISIONS_REPORTS_URL": str(tmp_path / "collisions_reports"),
         "DAGSTER_HOME": str(home),
     }
 
@@ -298,6 +304,24 @@ def layer_resources() -> Callable[[SodaServer, Path], dict[str, object]]:
     return make
 
 
+@pytest.fixture(scope="session")
+def processed_months(
+    month_server: SodaServer,
+    layer_resources: Callable[[SodaServer, Path], dict[str, object]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """February to April 2024 landed raw and processed by Dagster, once for the session, under
+    the folder returned (collisions_raw_data, collisions_processed_data): treat it as read-only
+    and work on a copy."""
+    root = tmp_path_factory.mktemp("processed_months")
+    resources = layer_resources(month_server, root)
+    days = {RANGE_START: "2024-02-01", RANGE_END: "2024-04-30"}
+    assert dg.materialize(collision_assets, resources=resources, tags=days).success
+    months = {RANGE_START: "2024-02", RANGE_END: "2024-04"}
+    assert dg.materialize([processed_tables], resources=resources, tags=months).success
+    return root
+
+
 @pytest.fixture
 def both_layers(
     layer_resources: Callable[[SodaServer, Path], dict[str, object]],
@@ -344,6 +368,7 @@ def production_topology(
         **postgres_env,
         "SOCRATA_DOMAIN": soda_server.url,
         "COLLISIONS_STORAGE_URL": s3_storage,
+        "COLLISIONS_REPORTS_URL": str(tmp_path / "collisions_reports"),
         # The executor may start all three steps of a run at once, whatever the machine's
         # cores: only the pool holds them back.
         "DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT": "3",

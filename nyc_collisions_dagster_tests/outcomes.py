@@ -1,6 +1,7 @@
 """What runs must produce, computed from the source rows in plain Python; how they failed; the
 runs a sensor asks for, and carrying them out."""
 
+import json
 import re
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
@@ -9,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -187,3 +189,32 @@ def run_requested(
         else:
             partition = {"tags": dict(request.tags)}
         assert dg.materialize(selected, resources=resources, instance=instance, **partition).success
+
+
+def dashboard_page_data(page: str) -> dict[str, Any]:
+    """The JSON object a dashboard page embeds for its charts."""
+    found = re.search(
+        r'<script type="application/json" id="dashboard-data">(.*?)</script>', page, re.S
+    )
+    assert found, "the page embeds no data"
+    return json.loads(found.group(1))
+
+
+def monthly_from_crashes(processed_root: Path) -> dict[tuple[str, str | None], list[int]]:
+    """Crashes, injured, killed and KSI by month and crash_borough, by DuckDB over the processed
+    crashes files under `processed_root`: what the dashboard's `monthly` must hold."""
+    files = f"{processed_root}/crashes/*/*/*.parquet"
+    rows = duckdb.execute(
+        "SELECT strftime(crash_date, '%Y-%m'), crash_borough, count(*), "
+        "coalesce(sum(number_of_persons_injured), 0), coalesce(sum(number_of_persons_killed), 0), "
+        f"coalesce(sum(ksi), 0) FROM read_parquet('{files}') GROUP BY ALL"
+    ).fetchall()
+    return {(row[0], row[1]): list(row[2:]) for row in rows}
+
+
+def monthly_on_page(page: str) -> dict[tuple[str, str | None], list[int]]:
+    """The same figures as a dashboard page embeds them."""
+    return {
+        (r["month"], r["borough"]): [r["crashes"], r["injured"], r["killed"], r["ksi"]]
+        for r in dashboard_page_data(page)["monthly"]
+    }

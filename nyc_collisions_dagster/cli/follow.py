@@ -43,7 +43,7 @@ def _show_new(
             progress.landed(
                 materialization.asset_key.to_user_string(),
                 materialization.partition or UNPARTITIONED,
-                rows.value if rows is not None and isinstance(rows.value, int) else 0,
+                rows.value if rows is not None and isinstance(rows.value, int) else None,
                 str(path.value) if path is not None else "",
             )
         cursor = connection.cursor

@@ -33,6 +33,7 @@ class AssetProgress:
     total: int
     partitions: set[str] = field(default_factory=set)
     rows: int = 0
+    counted: bool = False  # whether its materializations give their rows (a page has none)
     newest: str = ""
     path: str = ""
 
@@ -40,12 +41,17 @@ class AssetProgress:
     def done(self) -> bool:
         return len(self.partitions) >= self.total
 
-    def add(self, partition: str, rows: int, path: str) -> bool:
+    @property
+    def rows_text(self) -> str:
+        return f"{self.rows:>12,} rows" if self.counted else " " * 17
+
+    def add(self, partition: str, rows: int | None, path: str) -> bool:
         """Count a landed partition; False if it was counted already."""
         if partition in self.partitions:
             return False
         self.partitions.add(partition)
-        self.rows += rows
+        if rows is not None:
+            self.rows, self.counted = self.rows + rows, True
         self.newest = max(self.newest, partition)
         self.path = path or self.path
         return True
@@ -79,7 +85,7 @@ class RunProgress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn(self.unit),
-                TextColumn("{task.fields[rows]:>12,} rows"),
+                TextColumn("{task.fields[rows]}"),
                 TextColumn("{task.fields[newest]}"),
                 TimeElapsedColumn(),
                 TextColumn("elapsed"),
@@ -90,7 +96,7 @@ class RunProgress:
             self._progress.start()
             for name, asset in self.assets.items():
                 self._tasks[name] = self._progress.add_task(
-                    name, total=asset.total, rows=0, newest=""
+                    name, total=asset.total, rows=asset.rows_text, newest=""
                 )
         return self
 
@@ -103,7 +109,7 @@ class RunProgress:
         if self._progress is not None:
             self._progress.stop()
 
-    def landed(self, asset: str, partition: str, rows: int, path: str) -> None:
+    def landed(self, asset: str, partition: str, rows: int | None, path: str) -> None:
         progress = self.assets.get(asset)
         if progress is None or not progress.add(partition, rows, path):
             return
@@ -111,7 +117,7 @@ class RunProgress:
             self._progress.update(
                 self._tasks[asset],
                 completed=len(progress.partitions),
-                rows=progress.rows,
+                rows=progress.rows_text,
                 newest=f"at {progress.newest}",
             )
         elif progress.done:
@@ -130,7 +136,7 @@ class RunProgress:
     def _print(self, progress: AssetProgress) -> None:
         done = len(progress.partitions)
         line = f"{progress.asset:<20} {done:>5}/{progress.total} {self.unit}"
-        line += f"  {progress.rows:>12,} rows"
+        line += f"  {progress.rows_text}"
         if progress.newest:
             line += f"  at {progress.newest}"
         if progress.done:

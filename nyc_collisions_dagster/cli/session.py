@@ -91,7 +91,7 @@ def print_landed(session: Session, landed: Landed, unit: str, elapsed: timedelta
     for asset in landed.assets.values():
         where = os.path.dirname(asset.path) if unit == "days" else asset.path
         count = f"{len(asset.partitions):>5} {unit:<6}"
-        session.say(f"  {asset.asset:<20} {count} {asset.rows:>12,} rows   {where}")
+        session.say(f"  {asset.asset:<20} {count} {asset.rows_text}   {where}")
 
 
 def _duration(elapsed: timedelta) -> str:

@@ -9,7 +9,9 @@ Athena or Spark instead.
 """
 
 import argparse
+import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import duckdb
@@ -105,16 +107,25 @@ def view_names(layer: str) -> list[str]:
     return [*DATASETS, SUMMARY] if layer == "processed" else list(DATASETS)
 
 
-def connect(layer: str = "processed", url: str | None = None) -> duckdb.DuckDBPyConnection:
+def views_in(sql: str, layer: str = "processed") -> list[str]:
+    """The layer's views that a query names: the only ones worth listing on S3."""
+    return [name for name in view_names(layer) if re.search(rf"\b{name}\b", sql, re.IGNORECASE)]
+
+
+def connect(
+    layer: str = "processed", url: str | None = None, only: Iterable[str] | None = None
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a view per table that has files in `layer` at `url`: the
-    datasets, and the processed layer's summary.
+    datasets, and the processed layer's summary; only the views named in `only`, if given.
 
     `url` defaults to the layer's setting. A local lake is read by DuckDB itself; S3 through
     pyarrow.fs, which follows the AWS credential chain and AWS_ENDPOINT_URL_S3 like the
-    pipeline, and needs no DuckDB extension to be downloaded.
+    pipeline, and needs no DuckDB extension to be downloaded. Each view lists its folder, one
+    request or more on S3: a question of the summary alone need not list the monthly tables.
     """
     connection = duckdb.connect()
-    views = _views_of(layer, url)
+    wanted = set(view_names(layer) if only is None else only)
+    views = [view for view in _views_of(layer, url) if view.name in wanted]
     for view in views:
         store = view.store
         files = f"{store.root}/*/*/*.parquet" if view.hive else f"{store.root}/*.parquet"
@@ -143,7 +154,7 @@ def connect(layer: str = "processed", url: str | None = None) -> duckdb.DuckDBPy
             raise StorageError(f"Could not list {store.url}: {exc}") from None
         if dataset.files:
             connection.register(view.name, dataset)
-    if not views[0].store.is_local and not _views(connection):
+    if views and not views[0].store.is_local and not _views(connection):
         # Nothing listed: a missing bucket lists as empty, and deserves its own words.
         views[0].store.ensure_bucket()
     return connection
@@ -173,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("a query is needed, or --ddl")
     layer = "raw" if args.raw else "processed"
     try:
-        connection = connect(layer, args.url)
+        connection = connect(layer, args.url, views_in(args.query, layer))
     except (StorageError, duckdb.Error) as exc:
         return _fail(_first_line(exc))
     try:

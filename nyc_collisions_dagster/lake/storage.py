@@ -98,16 +98,8 @@ class PartitionStore:
             table, buffer, compression=self.compression, row_group_size=max(table.num_rows, 1)
         )
         contents = buffer.getvalue()
-        path = self.path(partition_key)
-        # A local file appears by rename; an S3 object appears whole when its upload completes.
-        target = f"{path}.{uuid.uuid4().hex}.tmp" if self.is_local else path
         try:
-            if self.is_local:
-                self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-            with self.fs.open_output_stream(target) as out:
-                out.write(contents)
-            if self.is_local:
-                self.fs.move(target, path)
+            replace_whole(self.fs, self.path(partition_key), contents)
         except (OSError, pa.ArrowException) as exc:
             raise StorageError(f"Could not write {self.uri(partition_key)}: {exc}") from None
         return hashlib.sha256(memoryview(contents)).hexdigest()[:16]
@@ -159,6 +151,24 @@ class PartitionStore:
                 return pq.read_metadata(file).num_rows
         except (OSError, pa.ArrowException) as exc:
             raise StorageError(f"Could not read {self.uri(partition_key)}: {exc}") from None
+
+
+def replace_whole(fs: pa_fs.FileSystem, path: str, contents: pa.Buffer | bytes) -> None:
+    """Write `contents` to `path`: readers see the old file or the new one, never a part.
+
+    A local file appears by rename, from a temporary beside it; an S3 object appears whole when
+    its upload completes.
+    """
+    if not isinstance(fs, pa_fs.LocalFileSystem):
+        with fs.open_output_stream(path) as out:
+            out.write(contents)
+        return
+    folder, name = path.rsplit("/", 1)
+    target = f"{folder}/{name}.{uuid.uuid4().hex}.tmp"
+    fs.create_dir(folder, recursive=True)
+    with fs.open_output_stream(target) as out:
+        out.write(contents)
+    fs.move(target, path)
 
 
 def _first_line(exc: Exception) -> str:

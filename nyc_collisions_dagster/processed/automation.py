@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nyc_collisions_dagster.constants import PROCESSED_GROUP_NAME
+from nyc_collisions_dagster.constants import PROCESSED_GROUP_NAME, REPORTS_GROUP_NAME
 
 # Like AutomationCondition.eager(), but over every month, not only the latest time window: the
 # late-records sensor and backfills re-materialize days of older months too. A month whose raw
@@ -29,7 +29,7 @@ processed_months_changed = (
 # as the daemon runs; the raw schedule and sensors stay opt-in as before.
 processed_automation_sensor = dg.AutomationConditionSensorDefinition(
     "processed_automation_sensor",
-    target=dg.AssetSelection.groups(PROCESSED_GROUP_NAME),
+    target=dg.AssetSelection.groups(PROCESSED_GROUP_NAME, REPORTS_GROUP_NAME),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
     description="Requests the processed months whose raw days were materialized since the "

@@ -8,10 +8,19 @@ import pyarrow.parquet as pq
 import pytest
 
 from nyc_collisions_dagster.processed.assets import processed_tables
+from nyc_collisions_dagster.processed.summary_asset import summary
 from nyc_collisions_dagster.raw.assets import collision_assets, crashes
+from nyc_collisions_dagster.reports.assets import dashboard
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, ProcessedLake
+from nyc_collisions_dagster.resources.reports import ReportsLocation
 from nyc_collisions_dagster.resources.socrata import SocrataResource
-from nyc_collisions_dagster_tests.outcomes import file_rows, processed_rows, typed_rows
+from nyc_collisions_dagster_tests.outcomes import (
+    file_rows,
+    monthly_from_crashes,
+    monthly_on_page,
+    processed_rows,
+    typed_rows,
+)
 
 pytestmark = pytest.mark.real_data
 
@@ -89,3 +98,12 @@ def test_real_months_processed(make_soda_server, soda_real_rows, tmp_path) -> No
     assert sum(crashes_2024["person_count"].to_pylist()) == sum(LINKED_COUNTS["persons"])
     assert not warnings[2022].passed and "2022-01" in warnings[2022].description
     assert warnings[2024].passed  # 6 of the 1,204 crashes have no persons rows
+    # The summary and the dashboard over both real months: the page's figures are the crashes'.
+    reports = ReportsLocation(storage_url=str(tmp_path / "reports"))
+    lake = ProcessedLake(storage_url=str(tmp_path / "processed"))
+    resources = {"processed_lake": lake, "reports": reports}
+    assert dg.materialize([summary, dashboard], resources=resources).success
+    page = (tmp_path / "reports" / "dashboard.html").read_text()
+    found = monthly_on_page(page)
+    assert found == monthly_from_crashes(tmp_path / "processed")
+    assert {month for month, _ in found} == {"2022-01", "2024-01"}

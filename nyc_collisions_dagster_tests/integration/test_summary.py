@@ -1,5 +1,6 @@
 """The summary tier equals the same aggregate over processed crashes, month by month, and follows
-a late record through automation by exactly the changed rows, reading only the changed month."""
+a late record through automation by exactly the changed rows, reading only the changed month; the
+dashboard follows it."""
 
 import shutil
 from pathlib import Path
@@ -13,7 +14,10 @@ from nyc_collisions_dagster.lake import query
 from nyc_collisions_dagster.processed.assets import processed_key, processed_tables
 from nyc_collisions_dagster.processed.summary import SUMS
 from nyc_collisions_dagster.processed.summary_asset import SUMMARY_KEY, summary
-from nyc_collisions_dagster.raw.assets import collision_assets, crashes
+from nyc_collisions_dagster.raw.assets import crashes
+from nyc_collisions_dagster.reports.assets import DASHBOARD_KEY, dashboard
+from nyc_collisions_dagster.resources.reports import ReportsLocation
+from nyc_collisions_dagster_tests.outcomes import monthly_on_page
 from nyc_collisions_dagster_tests.soda_fake.generator import FIELDS, crash_date
 
 pytestmark = pytest.mark.one_transport  # reads the lake; the landing is test_assets' concern
@@ -31,25 +35,6 @@ FROM_SUMMARY = (
     "SELECT crash_date, crash_borough, crashes, " + ", ".join(SUMS) + ", ksi_crashes "
     "FROM summary WHERE strftime(crash_date, '%Y-%m') = ?"
 )
-
-
-def _range(start: str, end: str) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-
-
-@pytest.fixture(scope="module")
-def processed_months(month_server, layer_resources, tmp_path_factory) -> Path:
-    """February to April landed raw and processed by Dagster, once for the module; a test works
-    on a copy."""
-    root = tmp_path_factory.mktemp("lake")
-    resources = layer_resources(month_server, root)
-    assert dg.materialize(
-        collision_assets, resources=resources, tags=_range("2024-02-01", "2024-04-30")
-    ).success
-    assert dg.materialize(
-        [processed_tables], resources=resources, tags=_range("2024-02", "2024-04")
-    ).success
-    return root
 
 
 def _figures(root: Path, month: str) -> tuple[set[tuple], set[tuple]]:
@@ -93,7 +78,9 @@ def test_a_late_record_moves_its_month_by_exactly_the_changed_rows(
 ) -> None:
     root = Path(shutil.copytree(processed_months, tmp_path / "lake"))
     server = make_soda_server(month_rows)
-    resources = layer_resources(server, root)
+    page = tmp_path / "reports" / "dashboard.html"
+    reports = ReportsLocation(storage_url=str(page.parent))
+    resources = {**layer_resources(server, root), "reports": reports}
     instance = dg.DagsterInstance.ephemeral()
 
     def run(assets: list, **kwargs: object) -> dg.ExecuteInProcessResult:
@@ -103,7 +90,11 @@ def test_a_late_record_moves_its_month_by_exactly_the_changed_rows(
 
     def requested(cursor: object) -> tuple[dict[str, set[str]], object]:
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-        keys = [*(processed_key(n) for n in ("crashes", "persons", "vehicles")), SUMMARY_KEY]
+        keys = [
+            *(processed_key(n) for n in ("crashes", "persons", "vehicles")),
+            SUMMARY_KEY,
+            DASHBOARD_KEY,
+        ]
         found = {key.to_user_string(): result.get_requested_partitions(key) for key in keys}
         return {k: set(v) for k, v in found.items() if v}, result.cursor
 
@@ -117,8 +108,9 @@ def test_a_late_record_moves_its_month_by_exactly_the_changed_rows(
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(processed_key(name), partition=month)
             )
-    run([summary])
+    run([summary, dashboard])
     before = {month: _figures(root, month)[0] for month in MONTHS}
+    page_before = _page_figures(page)
     cursor = None
     _, cursor = requested(cursor)
 
@@ -139,9 +131,13 @@ def test_a_late_record_moves_its_month_by_exactly_the_changed_rows(
                                                    "processed/vehicles")}  # fmt: skip
     run([processed_tables], partition_key="2024-03")
     wanted, cursor = requested(cursor)
+    # The summary alone: the dashboard waits for it rather than being drawn twice.
     assert wanted == {"processed/summary": {None}}  # unpartitioned
     result = run([summary])
     assert _metadata(result)["months_read_list"] == ["2024-03"]
+    wanted, cursor = requested(cursor)
+    assert wanted == {"reports/dashboard": {None}}
+    run([dashboard])
     assert requested(cursor)[0] == {}
 
     after = {month: _figures(root, month)[0] for month in MONTHS}
@@ -157,3 +153,14 @@ def test_a_late_record_moves_its_month_by_exactly_the_changed_rows(
         new[injured]
         == old[injured] + int(source[fields.index("number_of_persons_injured")] or 0) + 3
     )
+    # The page's March figures for that borough moved by the late crash, and nothing else did.
+    page_after = _page_figures(page)
+    key = ("2024-03", new[1])
+    moved = {k for k in page_after if page_after[k] != page_before.get(k)}
+    assert moved == {key}
+    added = int(late[fields.index("number_of_persons_injured")])
+    assert page_after[key][:2] == [page_before[key][0] + 1, page_before[key][1] + added]
+
+
+def _page_figures(page: Path) -> dict[tuple[str, str | None], list[int]]:
+    return monthly_on_page(page.read_text())

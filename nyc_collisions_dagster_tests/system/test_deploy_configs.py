@@ -16,6 +16,7 @@ import yaml
 
 from nyc_collisions_dagster.constants import (
     PROCESSED_URL_ENV,
+    REPORTS_URL_ENV,
     SOCRATA_APP_TOKEN_ENV,
     STORAGE_URL_ENV,
 )
@@ -28,7 +29,7 @@ INSTANCES = {
 }
 # What a production run must be given: where each layer of the lake is (unset, a run writes to a
 # folder inside its container, lost with it), and the app token.
-RUN_SETTINGS = {STORAGE_URL_ENV, PROCESSED_URL_ENV, SOCRATA_APP_TOKEN_ENV}
+RUN_SETTINGS = {STORAGE_URL_ENV, PROCESSED_URL_ENV, REPORTS_URL_ENV, SOCRATA_APP_TOKEN_ENV}
 # Where the production instances may differ: where runs go, and where step logs are kept.
 PER_PLATFORM = {"run_launcher", "compute_logs"}
 # The values deploy/aws/dagster.yaml reads from the ECS task definitions of the daemon and the
@@ -186,6 +187,7 @@ def test_run_task_role_reaches_the_lake_and_the_step_logs_only() -> None:
     prefixes = {
         "collisions_raw_data/*",
         "collisions_processed_data/*",
+        "collisions_reports/*",
         f"{compute_logs['prefix']}/*",
     }
     [objects, listing] = policy["Statement"]

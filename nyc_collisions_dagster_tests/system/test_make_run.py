@@ -1,7 +1,9 @@
 """The README's first command, `make run`, lands a month raw and processed, shows its progress and
 a summary, and queries it."""
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,6 +20,7 @@ def test_make_run_lands_a_month_raw_and_processed_then_queries_it(
         "SOCRATA_DOMAIN": month_server.url,
         "COLLISIONS_STORAGE_URL": str(raw),
         "COLLISIONS_PROCESSED_URL": str(processed),
+        "COLLISIONS_REPORTS_URL": str(tmp_path / "reports"),
         "DAGSTER_HOME": str(home),
     }
     run = run_make("run", "MONTH=2024-02", env=env)
@@ -48,14 +51,14 @@ def test_make_run_lands_a_month_raw_and_processed_then_queries_it(
     summary = pq.read_table(summary_file)
     month = pq.read_table(processed / "crashes" / "year=2024" / "month=02" / "2024-02.parquet")
     assert sum(summary["crashes"].to_pylist()) == month.num_rows
-    assert [
-        "processed/summary",
-        "1",
-        "file",
-        f"{summary.num_rows:,}",
-        "rows",
-        str(summary_file),
-    ] in [line.split() for line in run.lines]
+    printed = [line.split() for line in run.lines]
+    summary_line = ["processed/summary", "1", "file", f"{summary.num_rows:,}", "rows"]
+    assert [*summary_line, str(summary_file)] in printed
+    # And the dashboard, drawn from the same figures.
+    page = tmp_path / "reports" / "dashboard.html"
+    assert ["reports/dashboard", "1", "file", str(page)] in printed
+    data = re.search(r'id="dashboard-data">(.*?)</script>', page.read_text(), re.S)
+    assert data and sum(row["crashes"] for row in json.loads(data[1])["monthly"]) == month.num_rows
     crashes = pq.read_table(processed / "crashes" / "year=2024" / "month=02" / "2024-02.parquet")
     # The query groups by crash_borough: every borough, its crashes counted with those it holds.
     boroughs = set(crashes["crash_borough"].to_pylist()) - {None}

@@ -17,6 +17,7 @@ def _env(tmp_path: Path, domain: str, **settings: str) -> dict[str, str]:
         "SOCRATA_DOMAIN": domain,
         "COLLISIONS_STORAGE_URL": str(tmp_path / "raw"),
         "COLLISIONS_PROCESSED_URL": str(tmp_path / "processed"),
+        "COLLISIONS_REPORTS_URL": str(tmp_path / "reports"),
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
         **settings,
     }

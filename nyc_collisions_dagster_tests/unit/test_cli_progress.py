@@ -24,7 +24,7 @@ def test_plain_lines_when_an_asset_finishes_and_every_ten_seconds(monkeypatch) -
         [crashes, persons] = out.getvalue().splitlines()
         assert crashes.split()[:5] == ["crashes", "10/29", "days", "70", "rows"]
         assert "at 2024-02-10" in crashes and "left" in crashes
-        assert persons.split()[:5] == ["persons", "0/29", "days", "0", "rows"]
+        assert persons.split() == ["persons", "0/29", "days"]  # no rows known yet
         for day in DAYS[10:] + DAYS[:3]:  # landed twice: counted once
             shown.landed("crashes", day, 7, f"lake/crashes/{day}.parquet")
         done = out.getvalue().splitlines()[-1]
@@ -44,5 +44,5 @@ def test_the_live_display_shows_days_rows_and_the_newest_day(landed: int, monkey
             shown.landed("vehicles", day, 1000, "")
     screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())  # without colours
     assert f"{landed}/29 days" in screen
-    assert f"{landed * 1000:,} rows" in screen
+    assert (f"{landed * 1000:,} rows" in screen) == (landed > 0)
     assert (f"at {DAYS[landed - 1]}" in screen) == (landed > 0)

@@ -9,7 +9,11 @@ from packaging.requirements import Requirement
 RUNTIME = [
     Requirement(r) for r in metadata.requires("nyc_collisions_dagster") if "extra ==" not in r
 ]
-IMPORT_NAMES = {"dagster-webserver": "dagster_webserver", "dagster-aws": "dagster_aws"}
+IMPORT_NAMES = {
+    "dagster-webserver": "dagster_webserver",
+    "dagster-aws": "dagster_aws",
+    "vl-convert-python": "vl_convert",
+}
 
 
 @pytest.mark.parametrize("requirement", RUNTIME, ids=lambda r: r.name)
