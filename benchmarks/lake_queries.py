@@ -680,16 +680,20 @@ def measure_dashboard(
     bench: Bench, window: Window, processed_url: str, part: SummaryPart
 ) -> DashboardPart:
     reports_url = f"{bench.root}/reports-{uuid.uuid4().hex[:6]}/collisions_reports"
-    built = harness.attempt(
-        "dashboard build",
-        lambda: run_in_lake(
+    homes: list[Path] = []
+
+    def build() -> Run:
+        run, home = run_in_lake(
             bench, processed_url, select_cmd(dashboard_build.DASHBOARD_SELECT),
             f"dashboard build ({window.months} months)", COLLISIONS_REPORTS_URL=reports_url,
-        ),
-    )  # fmt: skip
-    if built is None:
+        )  # fmt: skip
+        homes.append(home)
+        return run
+
+    run = harness.attempt("dashboard build", build)
+    if run is None:
         return DashboardPart(None, None, None, None)
-    run, home = built
+    [home] = homes
     key = f"{reports_url.removeprefix(f's3://{harness.BUCKET}/')}/dashboard.html"
     page = boto3.client("s3").get_object(Bucket=harness.BUCKET, Key=key)["Body"].read()
     history = dashboard_build.page_at_history(page.decode(), part.history)

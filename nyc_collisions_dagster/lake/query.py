@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pa_fs
 
 from nyc_collisions_dagster.constants import DATASETS, PROCESSED_URL_ENV, STORAGE_URL_ENV
 from nyc_collisions_dagster.lake.catalog import create_table_statements
@@ -89,6 +90,16 @@ class _View:
     store: PartitionStore
     schema: pa.Schema
     hive: bool
+    file: str | None = None  # the partition key of the one file it reads, if one
+
+    def source(self) -> str | list[str] | None:
+        """What pyarrow reads on S3: the folder, listed; or the one file, found by a HEAD rather
+        than listings. None when that file does not exist."""
+        if self.file is None:
+            return self.store.root
+        path = self.store.path(self.file)
+        found = self.store.fs.get_file_info(path).type != pa_fs.FileType.NotFound
+        return [path] if found else None
 
 
 def _views_of(layer: str, url: str | None) -> list[_View]:
@@ -99,7 +110,7 @@ def _views_of(layer: str, url: str | None) -> list[_View]:
     if layer == "processed":
         folder = ProcessedLake(storage_url=url).summary_store().folder
         folder.setting = _setting_name(layer, url)
-        views.append(_View(SUMMARY, folder, SUMMARY_SCHEMA, hive=False))
+        views.append(_View(SUMMARY, folder, SUMMARY_SCHEMA, hive=False, file=SUMMARY))
     return views
 
 
@@ -108,8 +119,13 @@ def view_names(layer: str) -> list[str]:
 
 
 def views_in(sql: str, layer: str = "processed") -> list[str]:
-    """The layer's views that a query names: the only ones worth listing on S3."""
-    return [name for name in view_names(layer) if re.search(rf"\b{name}\b", sql, re.IGNORECASE)]
+    """The layer's views that a query reads (after FROM, JOIN or a comma): the only ones worth
+    listing on S3. A column of the same name, as in `sum(crashes)`, is not one."""
+    return [
+        name
+        for name in view_names(layer)
+        if re.search(rf"(\bfrom|\bjoin|,)\s*{name}\b", sql, re.IGNORECASE)
+    ]
 
 
 def connect(
@@ -140,8 +156,11 @@ def connect(
         # The schema is known: pyarrow need not read a first file's footer to infer it.
         read_as = _with_dictionaries(view.schema)
         try:
+            source = view.source()
+            if source is None:
+                continue
             dataset = ds.dataset(
-                store.root,
+                source,
                 schema=pa.unify_schemas([read_as, _HIVE_SCHEMA]) if view.hive else read_as,
                 format=_parquet_format(view.schema),
                 filesystem=store.fs,
