@@ -7,32 +7,34 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from nyc_collisions_dagster.processed.summary import month_of
+
 TOP = 10
 # What the map needs of processed crashes, and what the top lists need.
 POINT_COLUMNS = ["collision_id", "crash_date", "crash_borough", "latitude", "longitude", "ksi"]
 LIST_COLUMNS = ["ksi", "contributing_factors", "vehicle_categories"]
 MAP_MONTHS = 12
+MONTHLY_FIGURES = ("crashes", "injured", "killed", "ksi")
 
 
 def monthly(summary: pa.Table) -> list[dict[str, Any]]:
     """Crashes, injured, killed and KSI by month and crash_borough, null borough included."""
-    months = pc.strftime(summary["crash_date"], format="%Y-%m")
     table = pa.table(
         {
-            "month": months,
+            "month": month_of(summary),
             "borough": summary["crash_borough"],
-            **{name: summary[name] for name in ("crashes", "injured", "killed", "ksi")},
+            **{name: summary[name] for name in MONTHLY_FIGURES},
         }
     )
     grouped = table.group_by(["month", "borough"], use_threads=False).aggregate(
-        [(name, "sum") for name in ("crashes", "injured", "killed", "ksi")]
+        [(name, "sum") for name in MONTHLY_FIGURES]
     )
     grouped = grouped.sort_by([("month", "ascending"), ("borough", "ascending")])
     return [
         {
             "month": row["month"],
             "borough": row["borough"],
-            **{name: row[f"{name}_sum"] for name in ("crashes", "injured", "killed", "ksi")},
+            **{name: row[f"{name}_sum"] for name in MONTHLY_FIGURES},
         }
         for row in grouped.to_pylist()
     ]
