@@ -9,6 +9,7 @@ Athena or Spark instead.
 """
 
 import argparse
+import functools
 import re
 import sys
 from collections.abc import Iterable
@@ -75,12 +76,6 @@ def _setting_name(layer: str, url: str | None) -> str:
     return "--url" if url else STORAGE_URL_ENV if layer == "raw" else PROCESSED_URL_ENV
 
 
-def _store(layer: str, url: str | None, name: str) -> PartitionStore:
-    store = _setting(layer, url).store(name)
-    store.setting = _setting_name(layer, url)
-    return store
-
-
 @dataclass(frozen=True)
 class _View:
     """A view the command opens: its files' folder, their schema, and whether they are in Hive
@@ -102,16 +97,29 @@ class _View:
         return [path] if found else None
 
 
-def _views_of(layer: str, url: str | None) -> list[_View]:
-    views = [
-        _View(name, _store(layer, url, name), _schema(layer, name), layer == "processed")
-        for name in DATASETS
-    ]
-    if layer == "processed":
-        folder = ProcessedLake(storage_url=url).summary_store().folder
-        folder.setting = _setting_name(layer, url)
+def _views_of(layer: str, url: str | None, wanted: set[str]) -> list[_View]:
+    """The views named in `wanted`: only their stores are built (each an S3 client on S3)."""
+    lake = _setting(layer, url)
+    setting = _setting_name(layer, url)
+    views = []
+    for name in DATASETS:
+        if name in wanted:
+            store = lake.store(name)
+            store.setting = setting
+            views.append(_View(name, store, _schema(layer, name), hive=layer == "processed"))
+    if isinstance(lake, ProcessedLake) and SUMMARY in wanted:
+        folder = lake.summary_store().folder
+        folder.setting = setting
         views.append(_View(SUMMARY, folder, SUMMARY_SCHEMA, hive=False, file=SUMMARY))
     return views
+
+
+@functools.cache
+def _database() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process, made at the first question. Opening a database costs
+    about 25 ms (its built-in extensions register their functions), more than a question of the
+    summary takes; each `connect` is a cursor of this one, with views of its own."""
+    return duckdb.connect()
 
 
 def view_names(layer: str) -> list[str]:
@@ -139,9 +147,9 @@ def connect(
     pipeline, and needs no DuckDB extension to be downloaded. Each view lists its folder, one
     request or more on S3: a question of the summary alone need not list the monthly tables.
     """
-    connection = duckdb.connect()
-    wanted = set(view_names(layer) if only is None else only)
-    views = [view for view in _views_of(layer, url) if view.name in wanted]
+    connection = _database().cursor()
+    views = _views_of(layer, url, set(view_names(layer) if only is None else only))
+    opened = 0
     for view in views:
         store = view.store
         files = f"{store.root}/*/*/*.parquet" if view.hive else f"{store.root}/*.parquet"
@@ -149,9 +157,8 @@ def connect(
             [(found,)] = connection.execute("SELECT count(*) FROM glob(?)", [files]).fetchall()
             if found:
                 options = f", hive_types = {_HIVE_TYPES_SQL}" if view.hive else ""
-                connection.execute(
-                    f"CREATE VIEW {view.name} AS SELECT * FROM read_parquet('{files}'{options})"
-                )
+                read = f"read_parquet('{files}'{options})"
+                connection.execute(f"CREATE TEMP VIEW {view.name} AS SELECT * FROM {read}")
             continue
         # The schema is known: pyarrow need not read a first file's footer to infer it.
         read_as = _with_dictionaries(view.schema)
@@ -173,7 +180,8 @@ def connect(
             raise StorageError(f"Could not list {store.url}: {exc}") from None
         if dataset.files:
             connection.register(view.name, dataset)
-    if views and not views[0].store.is_local and not _views(connection):
+            opened += 1
+    if views and not views[0].store.is_local and not opened:
         # Nothing listed: a missing bucket lists as empty, and deserves its own words.
         views[0].store.ensure_bucket()
     return connection
