@@ -10,6 +10,7 @@ BENCHMARKS = {
     "lake": "lake_queries",
     "reconciliation": "reconciliation",
     "soda3_formats": "soda3_formats",
+    "bookkeeping": "bookkeeping",
 }
 
 

@@ -12,8 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -236,12 +236,27 @@ def dagster_materialize(
     return cmd
 
 
+@contextmanager
+def as_dagster_home(home: Path) -> Iterator[None]:
+    """DAGSTER_HOME set to `home` meanwhile: the pooled SQLite event log, like Dagster's default
+    instance, finds its files under it."""
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = before
+
+
 def run_record(
     home: Path, asset: str, partition: str | None = None
 ) -> tuple[int, dict[str, object]]:
     """(partitions materialized, metadata of the latest materialization, or of the latest of
     `partition`) in a DAGSTER_HOME."""
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with as_dagster_home(home), dg.DagsterInstance.from_config(str(home)) as instance:
         key = dg.AssetKey(asset)
         partitions = instance.get_materialized_partitions(key)
         records = instance.fetch_materializations(

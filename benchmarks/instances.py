@@ -6,6 +6,7 @@ of its own in a temporary folder, one database per run, with its default durabil
 flushed to disk, as in production and as SQLite's are.
 """
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,16 +16,33 @@ from pathlib import Path
 from benchmarks import harness
 from nyc_collisions_dagster_tests.postgres import PostgresServer
 
-# As deploy/vm/dagster.yaml, production's, with the connection written out: the benchmark reads
-# each instance from its folder alone.
+# Dagster's stock PostgreSQL storage, with the connection written out: the benchmark reads each
+# instance from its folder alone.
 _POSTGRES_STORAGE = """storage:
   postgres:
-    postgres_db:
-      hostname: {host}
-      port: {port}
-      username: {user}
-      password: {password}
-      db_name: {dbname}
+    postgres_db: {connection}
+"""
+# As deploy/vm/dagster.yaml, production's: the same, with the event log kept in a pool.
+_POOLED_POSTGRES_STORAGE = """run_storage:
+  module: dagster_postgres.run_storage
+  class: PostgresRunStorage
+  config:
+    postgres_db: {connection}
+event_log_storage:
+  module: nyc_collisions_dagster.instance.postgres
+  class: PooledPostgresEventLogStorage
+  config:
+    postgres_db: {connection}
+schedule_storage:
+  module: dagster_postgres.schedule_storage
+  class: PostgresScheduleStorage
+  config:
+    postgres_db: {connection}
+"""
+# As deploy/dagster.yaml, the local instance's.
+_POOLED_SQLITE_STORAGE = """event_log_storage:
+  module: nyc_collisions_dagster.instance.sqlite
+  class: PooledSqliteEventLogStorage
 """
 
 
@@ -69,18 +87,31 @@ class Instances:
         self.scratch = scratch
         self._postgres: PostgresServer | None = None
 
-    def home(self, name: str, storage: str) -> Path:
-        """A new instance's DAGSTER_HOME: "sqlite", or "postgres" with a database of its own."""
+    def home(self, name: str, storage: str, pooled: bool = False) -> Path:
+        """A new instance's DAGSTER_HOME: "sqlite", or "postgres" with a database of its own;
+        with Dagster's stock event log storage, or the project's pooled one."""
         home = harness.fresh_dagster_home(self.scratch / name)
+        config = home / "dagster.yaml"
+        if storage == "sqlite" and pooled:
+            config.write_text(config.read_text() + _POOLED_SQLITE_STORAGE)
         if storage == "postgres":
             if self._postgres is None:
                 harness.progress("starting PostgreSQL (Debian's postgresql package)")
                 self._postgres = PostgresServer(durable=True).start()
             database = f"run_{uuid.uuid4().hex[:12]}"
             self._postgres.create_database(database)
-            config = home / "dagster.yaml"
-            connection = self._postgres.connection(database)
-            config.write_text(config.read_text() + _POSTGRES_STORAGE.format(**connection))
+            found = self._postgres.connection(database)
+            connection = json.dumps(  # a YAML flow mapping, in Dagster's names
+                {
+                    "hostname": found["host"],
+                    "port": found["port"],
+                    "username": found["user"],
+                    "password": found["password"],
+                    "db_name": found["dbname"],
+                }
+            )
+            storage_yaml = _POOLED_POSTGRES_STORAGE if pooled else _POSTGRES_STORAGE
+            config.write_text(config.read_text() + storage_yaml.format(connection=connection))
         return home
 
     def close(self) -> None:

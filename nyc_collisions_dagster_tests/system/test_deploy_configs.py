@@ -20,6 +20,7 @@ from nyc_collisions_dagster.constants import (
     SOCRATA_APP_TOKEN_ENV,
     STORAGE_URL_ENV,
 )
+from nyc_collisions_dagster.instance.postgres import PooledPostgresEventLogStorage
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 INSTANCES = {
@@ -61,6 +62,11 @@ def _env_names(config: Any) -> set[str]:
     return set()
 
 
+def _storages(config: dict[str, Any]) -> list[Any]:
+    """The run, event log and schedule storages' entries (each names its own class)."""
+    return [config[name] for name in ("run_storage", "event_log_storage", "schedule_storage")]
+
+
 def test_production_instances_differ_only_where_runs_go() -> None:
     configs = {name: _yaml(DEPLOY / name / "dagster.yaml") for name in INSTANCES}
     shared = {
@@ -86,6 +92,7 @@ def test_production_instance_opens_on_postgres(
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.get_run_records() == []  # the schema was made in the new database
         assert type(instance.run_launcher).__name__ == INSTANCES[platform][1]
+        assert isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
         assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
         assert instance.run_monitoring_enabled
         # The daemon evaluates the processed layer's automation sensor.
@@ -110,7 +117,7 @@ def test_runs_get_every_setting_their_instance_reads(platform: str) -> None:
     config = _yaml(DEPLOY / platform / "dagster.yaml")
     launcher = config["run_launcher"]["config"]
     passed = set(launcher["env_vars"]) | {s["name"] for s in launcher.get("secrets", [])}
-    assert _env_names([config["storage"], config.get("compute_logs")]) <= passed
+    assert _env_names([_storages(config), config.get("compute_logs")]) <= passed
     assert RUN_SETTINGS <= passed
 
 
@@ -150,7 +157,7 @@ def test_compose_file_wires_the_services() -> None:
         for file in ("dagster.yaml", "workspace.yaml"):
             assert (folder / mounts[f"{home}/{file}"]).resolve() == folder / file
         assert service["working_dir"] == home
-        assert _env_names(instance["storage"]) <= set(service["environment"])
+        assert _env_names(_storages(instance)) <= set(service["environment"])
     # The daemon launches the runs: it has every setting the launcher passes on, and the
     # launcher puts run containers on the compose network.
     launcher = instance["run_launcher"]["config"]

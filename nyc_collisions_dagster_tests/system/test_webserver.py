@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from nyc_collisions_dagster.constants import DATASETS, PROCESSED_PREFIX
+from nyc_collisions_dagster.instance.sqlite import PooledSqliteEventLogStorage
 from nyc_collisions_dagster_tests.soda_fake.generator import FIELDS, Row
 from nyc_collisions_dagster_tests.soda_fake.processes import ServerProcess, free_port, port_is_open
 from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
@@ -70,7 +71,11 @@ def dagster_dev(
     tmp_path: Path,
 ) -> Iterator[DagsterDev]:
     home = Path(cli_env["DAGSTER_HOME"])
-    (home / "dagster.yaml").write_text(yaml.safe_dump(TEST_INSTANCE_CONFIG))
+    # The sample instance's event log (its connections kept open), which the webserver, the
+    # daemon and the runs share here as they do after `make dev`.
+    sample = yaml.safe_load(SAMPLE_INSTANCE_CONFIG.read_text())
+    config = {**TEST_INSTANCE_CONFIG, "event_log_storage": sample["event_log_storage"]}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     env = {
         **cli_env,
         **aws_env,
@@ -169,10 +174,15 @@ def test_ui_backfill_lands_every_day_in_a_single_run_then_automation_builds_the_
         assert rows == sum(_rows_on(month_rows[asset], asset, day) for day in DAYS), asset
 
 
-def test_sample_instance_config_is_valid_and_keeps_a_socrata_slot_free(tmp_path: Path) -> None:
-    # A copy, so that the instance's storage lands in tmp_path and not beside the sample.
+def test_sample_instance_config_is_valid_and_keeps_a_socrata_slot_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A copy, so that the instance's storage lands in tmp_path and not beside the sample; its
+    # event log goes where Dagster's default would, under DAGSTER_HOME.
     shutil.copy(SAMPLE_INSTANCE_CONFIG, tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.event_log_storage) is PooledSqliteEventLogStorage
         concurrency = instance.get_concurrency_config()
         # `make dev`'s daemon evaluates the processed layer's automation sensor.
         assert "ASSET" in instance.get_required_daemon_types()

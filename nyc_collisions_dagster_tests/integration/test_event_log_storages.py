@@ -1,0 +1,232 @@
+"""The pooled SQLite event log storage: it records what Dagster's own records, over far fewer
+connections; a reader in another process sees each day once it is committed; a run watched as
+the UI watches it is heard while it runs; and the Dagster internals it relies on are still there.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as db
+import yaml
+from dagster._core.storage.event_log import SqliteEventLogStorage
+
+from nyc_collisions_dagster.instance import sqlite
+from nyc_collisions_dagster.instance.sqlite import PooledSqliteEventLogStorage
+from nyc_collisions_dagster.partitions import daily_partitions
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_INSTANCE_CONFIG = REPO_ROOT / "deploy" / "dagster.yaml"
+DAYS = [f"2024-01-{day:02d}" for day in range(1, 31)]
+# A script of one asset that yields a materialization per day, as the raw assets do, pausing
+# between days for as long as DAY_SECONDS says: a run slow enough to be watched or killed.
+SLOW_DAYS = textwrap.dedent(
+    """
+    import os, time
+    import dagster as dg
+    from nyc_collisions_dagster.partitions import daily_partitions
+
+    @dg.asset(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+              output_required=False)
+    def days(context):
+        for key in context.partition_keys:
+            time.sleep(float(os.environ.get("DAY_SECONDS", "0")))
+            yield dg.AssetMaterialization(asset_key="days", partition=key,
+                                          metadata={"dagster/row_count": 1})
+            print(f"recorded {key}", flush=True)
+
+    defs = dg.Definitions(assets=[days])
+    """
+)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    output_required=False,
+)
+def days(context: dg.AssetExecutionContext) -> Iterator[dg.AssetMaterialization]:
+    for key in context.partition_keys:
+        yield dg.AssetMaterialization(
+            asset_key=context.asset_key, partition=key, metadata={"dagster/row_count": 1}
+        )
+
+
+def _home(tmp_path: Path, pooled: bool) -> Path:
+    home = tmp_path / ("pooled" if pooled else "stock")
+    home.mkdir()
+    config: dict = {"telemetry": {"enabled": False}}
+    if pooled:  # the sample instance's own event log storage entry
+        sample = yaml.safe_load(SAMPLE_INSTANCE_CONFIG.read_text())
+        config["event_log_storage"] = sample["event_log_storage"]
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return home
+
+
+@contextmanager
+def _connections_opened() -> Iterator[list[int]]:
+    """Counts the database connections SQLAlchemy opens in this process meanwhile."""
+    opened = [0]
+
+    def count(*_: object) -> None:
+        opened[0] += 1
+
+    db.event.listen(db.pool.Pool, "connect", count)
+    try:
+        yield opened
+    finally:
+        db.event.remove(db.pool.Pool, "connect", count)
+
+
+def _materialize_range(instance: dg.DagsterInstance, first: str, last: str) -> None:
+    result = dg.materialize(
+        [days],
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+    )
+    assert result.success
+
+
+def test_the_sample_instance_uses_the_pooled_storage_where_dagster_keeps_its_event_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = _home(tmp_path, pooled=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        assert type(storage) is PooledSqliteEventLogStorage
+        assert Path(storage._base_dir) == home / "history" / "runs"
+
+
+def test_pooled_records_what_stock_records_over_a_few_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded, opened = {}, {}
+    for pooled in (False, True):
+        home = _home(tmp_path, pooled)
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            with _connections_opened() as count:
+                _materialize_range(instance, DAYS[0], DAYS[-1])
+            opened[pooled] = count[0]
+            key = dg.AssetKey("days")
+            records = instance.fetch_materializations(key, limit=100).records
+            recorded[pooled] = sorted(
+                (r.partition_key, r.asset_materialization.metadata["dagster/row_count"].value)
+                for r in records
+            )
+            assert instance.get_materialized_partitions(key) == set(DAYS)
+    assert recorded[True] == recorded[False] == [(day, 1) for day in DAYS]
+    # Dagster's own event log opens two or three connections a day. The pooled one opens a few
+    # per database (the run's and the index); the rest are the run storage's, a few per run.
+    assert opened[False] >= 4 * len(DAYS), opened
+    assert opened[True] < len(DAYS), opened
+
+
+def _start_slow_run(tmp_path: Path, home: Path, day_seconds: float) -> subprocess.Popen:
+    script = tmp_path / "slow_days.py"
+    script.write_text(SLOW_DAYS)
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(script)]
+    command += ["--select", "days", "--partition-range", f"{DAYS[0]}...{DAYS[-1]}"]
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DAY_SECONDS": str(day_seconds)}
+    # A session of its own: the kill takes the step's process with the run's.
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_a_killed_run_keeps_every_day_it_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = _home(tmp_path, pooled=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    run = _start_slow_run(tmp_path, home, day_seconds=0.2)
+    printed = []
+    assert run.stdout is not None
+    for line in run.stdout:
+        if line.startswith("recorded "):
+            printed.append(line.split()[1])
+        if len(printed) == 10:
+            break
+    os.killpg(run.pid, signal.SIGKILL)  # no chance to flush or close anything
+    run.wait()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        found = instance.get_materialized_partitions(dg.AssetKey("days"))
+    # Each day is committed before the body moves on: all printed are there, and at most the
+    # one being recorded as the kill landed is more.
+    assert set(printed) <= found, sorted(set(printed) - found)
+    assert found <= set(DAYS[: len(printed) + 1]), sorted(found)
+
+
+def test_a_watched_run_is_heard_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UI's live run log is the storage's `watch`: Dagster's wakes when the run's database
+    file changes, which a pooled writer leaves to SQLite's checkpoints."""
+    home = _home(tmp_path, pooled=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    run = _start_slow_run(tmp_path, home, day_seconds=0.3)
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            deadline = time.monotonic() + 60
+            while not (runs := instance.get_runs()):
+                assert time.monotonic() < deadline and run.poll() is None, "no run started"
+                time.sleep(0.1)
+            heard: list[str] = []
+            first_heard = threading.Event()
+
+            def hear(entry: dg.EventLogEntry, _cursor: str) -> None:
+                if entry.is_dagster_event and entry.dagster_event_type == (
+                    dg.DagsterEventType.ASSET_MATERIALIZATION
+                ):
+                    heard.append(entry.asset_materialization.partition)  # type: ignore[union-attr]
+                    first_heard.set()
+
+            instance.watch_event_logs(runs[0].run_id, None, hear)
+            assert first_heard.wait(30), "no materialization heard while the run ran"
+            assert run.poll() is None, "the run ended before a day was heard"
+            instance.end_watch_event_logs(runs[0].run_id, hear)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+
+
+def test_the_dagster_internals_it_overrides_are_still_there() -> None:
+    """A Dagster upgrade that renames or drops what the pooled storage builds on fails here,
+    naming it, rather than in a user's run."""
+    storage = SqliteEventLogStorage.__init__.__code__.co_names
+    missing = [
+        f"SqliteEventLogStorage.{name}"
+        for name in ("_connect", "_initdb", "conn_string_for_shard", "has_table", "watch")
+        if not callable(getattr(SqliteEventLogStorage, name, None))
+    ] + [
+        f"SqliteEventLogStorage.__init__ sets {name}"
+        for name in ("_db_lock", "_initialized_dbs", "_obs", "_watchers")
+        if name not in storage
+    ]
+    watchdog = sqlite.SqliteEventLogStorageWatchdog
+    missing += [
+        f"SqliteEventLogStorageWatchdog.{name}"
+        for name in ("_process_log", "on_modified", "patterns")
+        if not hasattr(watchdog, name)
+    ]
+    if "_log_path" not in watchdog.__init__.__code__.co_names:
+        missing.append("SqliteEventLogStorageWatchdog.__init__ sets _log_path")
+    assert not missing, f"Dagster {dg.__version__} changed: {missing}"
