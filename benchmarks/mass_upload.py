@@ -30,7 +30,8 @@ defaults with and without subset planned events, and 4):
 7. the project over 1 and 24 months (memory must not grow with the range), and one partition
    of the project against one partition of the Dagster floor.
 
-Every project run gets a fresh DAGSTER_HOME (default SQLite instance) and its own S3 prefix; the
+Every project run gets a fresh DAGSTER_HOME (SQLite, with the event log of deploy/dagster.yaml,
+pooled; one run has Dagster's stock event log, for comparison) and its own S3 prefix; the
 files it wrote are counted and their rows summed; dlt's files are counted the same way. Progress
 goes to stderr; the Markdown report, one section per model, ready for the README, goes to
 stdout. Targets are reported, not asserted: the exit status is 0.
@@ -47,8 +48,17 @@ from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 
+import yaml
+
 from benchmarks import harness
-from benchmarks.report import Result, dlt_notes, markdown, peer_targets, targets
+from benchmarks.report import (
+    Result,
+    bookkeeping_targets,
+    dlt_notes,
+    markdown,
+    peer_targets,
+    targets,
+)
 
 START = date(2021, 1, 1)
 ORIGINALS = harness.REPO / "benchmarks" / "originals.py"
@@ -60,6 +70,7 @@ MODELS = ("sleep", "cpu")
 MODEL_COSTS = {"sleep": "waited", "cpu": "of CPU work"}
 # What issue 11's targets compare: every server model measures these.
 PEER_RUNS = ("threaded", "project", "subset", "dlt", "dlt_arrow")
+SAMPLE_INSTANCE = harness.REPO / "deploy" / "dagster.yaml"
 # The README's mass-upload command: Dagster plans the run with one event per asset.
 SUBSET_PLANNING = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 
@@ -143,6 +154,18 @@ def run_dlt(bench: Bench, mode: str, start: date, end: date) -> Result:
     )
 
 
+def instance_home(bench: Bench, name: str, stock: bool = False) -> Path:
+    """A fresh DAGSTER_HOME with the event log a user's instance has (deploy/dagster.yaml's,
+    pooled), or with Dagster's stock one."""
+    home = harness.fresh_dagster_home(bench.scratch / name)
+    if not stock:
+        sample = yaml.safe_load(SAMPLE_INSTANCE.read_text())
+        config = home / "dagster.yaml"
+        storage = yaml.safe_dump({"event_log_storage": sample["event_log_storage"]})
+        config.write_text(config.read_text() + storage)
+    return home
+
+
 def run_project(
     bench: Bench,
     start: date,
@@ -150,12 +173,13 @@ def run_project(
     config: dict | None = None,
     soda3: bool = False,
     dagster_env: dict[str, str] | None = None,
+    stock: bool = False,
 ) -> Result:
     """`dagster asset materialize` of crashes over [start, end) into a fresh home and prefix,
     on SODA 2.1 (the default setting, auto) or on SODA3, with Dagster's own settings from
-    `dagster_env`."""
+    `dagster_env`, on the sample instance's event log or Dagster's `stock` one."""
     name = f"project-{uuid.uuid4().hex[:8]}"
-    home = harness.fresh_dagster_home(bench.scratch / name)
+    home = instance_home(bench, name, stock)
     prefix = f"bench/{name}"
     env = {
         **bench.env,
@@ -181,7 +205,7 @@ def run_project(
 
 def run_floor(bench: Bench, start: date, end: date) -> Result:
     name = f"floor-{uuid.uuid4().hex[:8]}"
-    home = harness.fresh_dagster_home(bench.scratch / name)
+    home = instance_home(bench, name)
     cmd = harness.dagster_materialize(
         ["-f", str(FLOOR_MODULE)], "floor_crashes", start, end - timedelta(days=1)
     )
@@ -212,6 +236,10 @@ def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[
             partial(run_project, bench, START, end, SEQUENTIAL),
         ),
         "project": ("project, defaults", partial(run_project, bench, START, end)),
+        "stock": (
+            "project, defaults, Dagster's stock event log",
+            partial(run_project, bench, START, end, stock=True),
+        ),
         "subset": (
             "project, defaults, subset planned events",
             partial(run_project, bench, START, end, dagster_env=SUBSET_PLANNING),
@@ -236,7 +264,7 @@ def plan(bench: Bench, end: date, quick: bool) -> dict[str, tuple[str, Callable[
         "floor_one": ("Dagster floor, 1 partition", partial(run_floor, bench, last, end)),
     }
     if quick:
-        del runs["brute"], runs["sequential"], runs["month"]
+        del runs["brute"], runs["sequential"], runs["month"], runs["stock"]
     if long_end == end:  # the whole window is the long range: the default run already measured it
         del runs["long"]
     return runs
@@ -251,7 +279,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         help="comma-separated runs to measure, e.g. project,month,long "
-        "(keys: brute, threaded, sequential, project, subset, soda3, dlt, "
+        "(keys: brute, threaded, sequential, project, stock, subset, soda3, dlt, "
         "dlt_arrow, wire, floor, month, long, one, floor_one)",
     )
     parser.add_argument(
@@ -318,6 +346,7 @@ def measure(args: argparse.Namespace, scratch: Path, end: date, model: str, firs
     labels = {key: label for key, (label, _) in runs.items()}
     goals = targets(results, min(24, months_between(START, end))) if first else []
     goals += peer_targets(results, with_threaded=not first)
+    goals += bookkeeping_targets(results) if first else []
     notes = floor_notes(results, days) + soda3_notes(results) + dlt_notes(results, labels)
     return markdown(
         f"Mass upload benchmark, {model} server model", context, labels, results, goals, notes
@@ -344,7 +373,8 @@ def floor_notes(results: dict[str, Result | None], days: int) -> list[str]:
     per_day = (floor.wall - one.wall) / (days - 1)
     return [
         f"Dagster floor: {one.wall:.1f} s for one partition, then "
-        f"{per_day * 1000:.1f} ms per further partition (default SQLite instance). "
+        f"{per_day * 1000:.1f} ms per further partition (SQLite, the sample instance's pooled "
+        "event log). "
         "Wall times include each command's start-up; peak RSS is each run's largest "
         "process; requests are counted by the client, or read from the run's metadata."
     ]

@@ -130,6 +130,39 @@ def peer_targets(results: Mapping[str, Result | None], with_threaded: bool) -> l
     return goals
 
 
+def bookkeeping_targets(results: Mapping[str, Result | None]) -> list[Target]:
+    """Issue 35's: the pooled event log against the original method and dlt's rest_api, and the
+    memory it costs against Dagster's stock event log."""
+    get = _getter(results)
+    goals = [
+        Target(
+            f"original multithreaded wall ÷ {PROJECT_RUNS[key]} wall",
+            _ratio(get("threaded", "wall"), get(key, "wall")),
+            "≥",
+            2.5,
+        )
+        for key in PROJECT_RUNS
+    ]
+    goals += [
+        Target(
+            f"{PROJECT_RUNS[key]} wall ÷ dlt rest_api wall",
+            _ratio(get(key, "wall"), get("dlt", "wall")),
+            "≤",
+            0.5,
+        )
+        for key in PROJECT_RUNS
+    ]
+    goals.append(
+        Target(
+            "project peak RSS ÷ the same on Dagster's stock event log",
+            _ratio(get("project", "rss_mb"), get("stock", "rss_mb")),
+            "≤",
+            1.1,
+        )
+    )
+    return goals
+
+
 def dlt_notes(results: Mapping[str, Result | None], labels: Mapping[str, str]) -> list[str]:
     """The project against each dlt run on its own, beside the targets' best of them."""
     return [
