@@ -8,6 +8,8 @@ AWS_ENDPOINT_URL.
 
 import hashlib
 import os
+import re
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import date
@@ -16,6 +18,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
+
+from nyc_collisions_dagster.listing import first_and_more
+
+# A write's temporary: `.{name}.{32 hex}.tmp`, or `{name}.{32 hex}.tmp` as older versions named it.
+_TEMPORARY = re.compile(r"^\.?.+\.[0-9a-f]{32}\.tmp$")
+# No write holds its temporary for this long: one older was left by a process that died.
+STALE_TEMPORARY_SECONDS = 3600.0
 
 
 class StorageError(RuntimeError):
@@ -43,8 +52,9 @@ class PartitionStore:
         self.root = f"{root.rstrip('/')}/{asset}"
         self.is_local = isinstance(self.fs, pa_fs.LocalFileSystem)
 
-    def ensure_writable(self) -> None:
-        """Fail before any fetching if the folder can't be made or the bucket isn't there."""
+    def ensure_writable(self) -> list[str]:
+        """Fail before any fetching if the folder can't be made or the bucket isn't there; on a
+        folder, sweep the temporaries that killed writes left. Returns the paths swept."""
         if self.is_local:
             try:
                 self.fs.create_dir(self.root, recursive=True)
@@ -52,8 +62,31 @@ class PartitionStore:
                 raise StorageError(
                     f"Cannot create {self.url}: {exc}. Check {self.setting}."
                 ) from None
-            return
+            return self.sweep_temporaries()
         self.ensure_bucket()
+        return []
+
+    def sweep_temporaries(self, older_than: float = STALE_TEMPORARY_SECONDS) -> list[str]:
+        """Delete the temporaries under the folder that no write can still be using: a write
+        renames its temporary within seconds, so one older than `older_than` seconds was left by
+        a process that died mid-write. Those of a write in progress, in this run or another
+        over the same days, are younger and stay. On S3 an upload that never completed leaves no
+        object (an incomplete multipart upload is not listed; a bucket's lifecycle rule aborts
+        it)."""
+        if not self.is_local:
+            return []
+        selector = pa_fs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        cutoff = time.time() - older_than
+        swept = []
+        for info in self.fs.get_file_info(selector):
+            stale = info.mtime is not None and info.mtime.timestamp() < cutoff
+            if info.type == pa_fs.FileType.File and stale and _TEMPORARY.match(info.base_name):
+                try:
+                    self.fs.delete_file(info.path)
+                except FileNotFoundError:
+                    continue  # swept by another run meanwhile
+                swept.append(info.path)
+        return swept
 
     def ensure_bucket(self) -> None:
         """Fail if the S3 bucket isn't there or can't be reached; a local folder passes."""
@@ -156,19 +189,30 @@ class PartitionStore:
 def replace_whole(fs: pa_fs.FileSystem, path: str, contents: pa.Buffer | bytes) -> None:
     """Write `contents` to `path`: readers see the old file or the new one, never a part.
 
-    A local file appears by rename, from a temporary beside it; an S3 object appears whole when
-    its upload completes.
+    A local file appears by rename, from a temporary beside it whose name starts with a dot:
+    Hive readers, Spark, pyarrow datasets and the lake's own listings skip it, so a process
+    killed mid-write leaves nothing a reader sees, and the next run over the folder sweeps it
+    (PartitionStore.sweep_temporaries). An S3 object appears whole when its upload completes.
     """
     if not isinstance(fs, pa_fs.LocalFileSystem):
         with fs.open_output_stream(path) as out:
             out.write(contents)
         return
     folder, name = path.rsplit("/", 1)
-    target = f"{folder}/{name}.{uuid.uuid4().hex}.tmp"
+    target = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
     fs.create_dir(folder, recursive=True)
     with fs.open_output_stream(target) as out:
         out.write(contents)
     fs.move(target, path)
+
+
+def swept_message(store: PartitionStore, swept: Sequence[str]) -> str:
+    """What a run says of the temporaries it swept."""
+    names = first_and_more([path.removeprefix(f"{store.root}/") for path in swept])
+    return (
+        f"{store.asset}: removed {len(swept)} temporary file(s) left under {store.url} by "
+        f"writes killed before they finished: {names}"
+    )
 
 
 def _first_line(exc: Exception) -> str:

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from nyc_collisions_dagster.constants import DATASETS, OWNERS, PROCESSED_GROUP_NAME
+from nyc_collisions_dagster.lake.storage import swept_message
 from nyc_collisions_dagster.metadata import table_schema
 from nyc_collisions_dagster.partitions import daily_partitions, monthly_partitions
 from nyc_collisions_dagster.processed.automation import raw_days_changed
@@ -74,7 +75,8 @@ def processed_tables(
     )
     stores = {name: processed_lake.store(name) for name in names}
     for store in stores.values():
-        store.ensure_writable()
+        if swept := store.ensure_writable():
+            context.log.info(swept_message(store, swept))
     figures: dict[str, dict[str, MonthFigures]] = {name: {} for name in names}
     for month, tables in read_months(raw, columns, months):
         for name in names:

@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from nyc_collisions_dagster.lake.storage import PartitionStore, StorageError
+from nyc_collisions_dagster.lake.storage import PartitionStore, StorageError, swept_message
 from nyc_collisions_dagster.lake.writer import ParallelWriter
 from nyc_collisions_dagster.metadata import day_counts_table, markdown_preview
 from nyc_collisions_dagster.raw.days import ranges_text
@@ -42,7 +42,8 @@ def land(
     """
     keys = set(context.partition_keys)
     newest = max(keys)
-    store.ensure_writable()
+    if swept := store.ensure_writable():
+        context.log.info(swept_message(store, swept))
     preview: dg.MarkdownMetadataValue | None = None
     # Each file written wakes the loop below, which records its event at once.
     with ParallelWriter(store, writers, context.log, len(keys), stream.wake) as writer:
