@@ -5,9 +5,6 @@ the UI watches it is heard while it runs; and the Dagster internals it relies on
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -23,30 +20,10 @@ from dagster._core.storage.event_log import SqliteEventLogStorage
 from nyc_collisions_dagster.instance import sqlite
 from nyc_collisions_dagster.instance.sqlite import PooledSqliteEventLogStorage
 from nyc_collisions_dagster.partitions import daily_partitions
+from nyc_collisions_dagster_tests.slow_days import DAYS, start_slow_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_INSTANCE_CONFIG = REPO_ROOT / "deploy" / "dagster.yaml"
-DAYS = [f"2024-01-{day:02d}" for day in range(1, 31)]
-# A script of one asset that yields a materialization per day, as the raw assets do, pausing
-# between days for as long as DAY_SECONDS says: a run slow enough to be watched or killed.
-SLOW_DAYS = textwrap.dedent(
-    """
-    import os, time
-    import dagster as dg
-    from nyc_collisions_dagster.partitions import daily_partitions
-
-    @dg.asset(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-              output_required=False)
-    def days(context):
-        for key in context.partition_keys:
-            time.sleep(float(os.environ.get("DAY_SECONDS", "0")))
-            yield dg.AssetMaterialization(asset_key="days", partition=key,
-                                          metadata={"dagster/row_count": 1})
-            print(f"recorded {key}", flush=True)
-
-    defs = dg.Definitions(assets=[days])
-    """
-)
 
 
 @dg.asset(
@@ -135,29 +112,12 @@ def test_pooled_records_what_stock_records_over_a_few_connections(
     assert opened[True] < len(DAYS), opened
 
 
-def _start_slow_run(tmp_path: Path, home: Path, day_seconds: float) -> subprocess.Popen:
-    script = tmp_path / "slow_days.py"
-    script.write_text(SLOW_DAYS)
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(script)]
-    command += ["--select", "days", "--partition-range", f"{DAYS[0]}...{DAYS[-1]}"]
-    env = {**os.environ, "DAGSTER_HOME": str(home), "DAY_SECONDS": str(day_seconds)}
-    # A session of its own: the kill takes the step's process with the run's.
-    return subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def test_a_killed_run_keeps_every_day_it_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = _home(tmp_path, pooled=True)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    run = _start_slow_run(tmp_path, home, day_seconds=0.2)
+    run = start_slow_run(tmp_path, home, day_seconds=0.2)
     printed = []
     assert run.stdout is not None
     for line in run.stdout:
@@ -182,7 +142,7 @@ def test_a_watched_run_is_heard_while_it_runs(
     file changes, which a pooled writer leaves to SQLite's checkpoints."""
     home = _home(tmp_path, pooled=True)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    run = _start_slow_run(tmp_path, home, day_seconds=0.3)
+    run = start_slow_run(tmp_path, home, day_seconds=0.3)
     try:
         with dg.DagsterInstance.from_config(str(home)) as instance:
             deadline = time.monotonic() + 60
