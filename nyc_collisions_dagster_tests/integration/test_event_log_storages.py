@@ -7,35 +7,25 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import sqlalchemy as db
 import yaml
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
 from nyc_collisions_dagster.instance import sqlite
 from nyc_collisions_dagster.instance.sqlite import PooledSqliteEventLogStorage
-from nyc_collisions_dagster.partitions import daily_partitions
-from nyc_collisions_dagster_tests.slow_days import DAYS, start_slow_run
+from nyc_collisions_dagster_tests.recorded_days import (
+    DAYS,
+    connections_opened,
+    materialize_days,
+    recorded_days,
+    start_slow_run,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_INSTANCE_CONFIG = REPO_ROOT / "deploy" / "dagster.yaml"
-
-
-@dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    output_required=False,
-)
-def days(context: dg.AssetExecutionContext) -> Iterator[dg.AssetMaterialization]:
-    for key in context.partition_keys:
-        yield dg.AssetMaterialization(
-            asset_key=context.asset_key, partition=key, metadata={"dagster/row_count": 1}
-        )
 
 
 def _home(tmp_path: Path, pooled: bool) -> Path:
@@ -47,33 +37,6 @@ def _home(tmp_path: Path, pooled: bool) -> Path:
         config["event_log_storage"] = sample["event_log_storage"]
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     return home
-
-
-@contextmanager
-def _connections_opened() -> Iterator[list[int]]:
-    """Counts the database connections SQLAlchemy opens in this process meanwhile."""
-    opened = [0]
-
-    def count(*_: object) -> None:
-        opened[0] += 1
-
-    db.event.listen(db.pool.Pool, "connect", count)
-    try:
-        yield opened
-    finally:
-        db.event.remove(db.pool.Pool, "connect", count)
-
-
-def _materialize_range(instance: dg.DagsterInstance, first: str, last: str) -> None:
-    result = dg.materialize(
-        [days],
-        instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        },
-    )
-    assert result.success
 
 
 def test_the_sample_instance_uses_the_pooled_storage_where_dagster_keeps_its_event_log(
@@ -95,16 +58,11 @@ def test_pooled_records_what_stock_records_over_a_few_connections(
         home = _home(tmp_path, pooled)
         monkeypatch.setenv("DAGSTER_HOME", str(home))
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            with _connections_opened() as count:
-                _materialize_range(instance, DAYS[0], DAYS[-1])
+            with connections_opened() as count:
+                materialize_days(instance)
             opened[pooled] = count[0]
-            key = dg.AssetKey("days")
-            records = instance.fetch_materializations(key, limit=100).records
-            recorded[pooled] = sorted(
-                (r.partition_key, r.asset_materialization.metadata["dagster/row_count"].value)
-                for r in records
-            )
-            assert instance.get_materialized_partitions(key) == set(DAYS)
+            recorded[pooled] = recorded_days(instance)
+            assert instance.get_materialized_partitions(dg.AssetKey("days")) == set(DAYS)
     assert recorded[True] == recorded[False] == [(day, 1) for day in DAYS]
     # Dagster's own event log opens two or three connections a day. The pooled one opens a few
     # per database (the run's and the index); the rest are the run storage's, a few per run.

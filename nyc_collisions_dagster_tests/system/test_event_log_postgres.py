@@ -12,15 +12,18 @@ from pathlib import Path
 import dagster as dg
 import psycopg2
 import pytest
-import sqlalchemy as db
 from dagster_postgres import PostgresEventLogStorage
 
 from nyc_collisions_dagster.instance.postgres import PooledPostgresEventLogStorage
-from nyc_collisions_dagster.partitions import daily_partitions
 from nyc_collisions_dagster_tests.postgres import PostgresServer
+from nyc_collisions_dagster_tests.recorded_days import (
+    DAYS,
+    connections_opened,
+    materialize_days,
+    recorded_days,
+)
 
 DEPLOY_VM = Path(__file__).resolve().parents[2] / "deploy" / "vm" / "dagster.yaml"
-DAYS = [f"2024-01-{day:02d}" for day in range(1, 31)]
 STOCK = """storage:
   postgres:
     postgres_db:
@@ -32,18 +35,6 @@ STOCK = """storage:
 telemetry:
   enabled: false
 """
-
-
-@dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    output_required=False,
-)
-def days(context: dg.AssetExecutionContext) -> Iterator[dg.AssetMaterialization]:
-    for key in context.partition_keys:
-        yield dg.AssetMaterialization(
-            asset_key=context.asset_key, partition=key, metadata={"dagster/row_count": 1}
-        )
 
 
 @contextmanager
@@ -65,36 +56,6 @@ def _instance(
         yield instance
 
 
-@contextmanager
-def _connections_opened() -> Iterator[list[int]]:
-    opened = [0]
-
-    def count(*_: object) -> None:
-        opened[0] += 1
-
-    db.event.listen(db.pool.Pool, "connect", count)
-    try:
-        yield opened
-    finally:
-        db.event.remove(db.pool.Pool, "connect", count)
-
-
-def _materialize(instance: dg.DagsterInstance) -> None:
-    tags = {
-        "dagster/asset_partition_range_start": DAYS[0],
-        "dagster/asset_partition_range_end": DAYS[-1],
-    }
-    assert dg.materialize([days], instance=instance, tags=tags).success
-
-
-def _recorded(instance: dg.DagsterInstance) -> list[tuple[str | None, int]]:
-    records = instance.fetch_materializations(dg.AssetKey("days"), limit=1000).records
-    return sorted(
-        (r.partition_key, r.asset_materialization.metadata["dagster/row_count"].value)  # type: ignore[union-attr]
-        for r in records
-    )
-
-
 def test_the_production_config_records_every_day_over_a_few_connections(
     postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -103,10 +64,10 @@ def test_the_production_config_records_every_day_over_a_few_connections(
         with _instance(postgres_server, config, tmp_path, monkeypatch) as instance:
             storage = instance.event_log_storage
             assert isinstance(storage, PooledPostgresEventLogStorage) == (name == "pooled")
-            with _connections_opened() as count:
-                _materialize(instance)
+            with connections_opened() as count:
+                materialize_days(instance)
             opened[name] = count[0]
-            recorded[name] = _recorded(instance)
+            recorded[name] = recorded_days(instance)
     assert recorded["pooled"] == recorded["stock"] == [(day, 1) for day in DAYS]
     # Dagster's own opens three connections an event; the pooled one a few for the whole run
     # (the rest are the run storage's, a few per run).
@@ -120,7 +81,7 @@ def test_connections_cut_by_the_server_cost_a_reconnection_not_an_event(
     """A restarted server or a proxy's idle timeout closes the pooled connection; the next event
     finds it closed before use and opens another."""
     with _instance(postgres_server, DEPLOY_VM.read_text(), tmp_path, monkeypatch) as instance:
-        _materialize(instance)
+        materialize_days(instance)
         connection = psycopg2.connect(**postgres_server.connection("postgres"))
         connection.autocommit = True
         with connection.cursor() as cursor:
@@ -131,8 +92,8 @@ def test_connections_cut_by_the_server_cost_a_reconnection_not_an_event(
             (cut,) = cursor.fetchone()
         connection.close()
         assert cut >= 1  # the pooled connection was open, and is gone
-        _materialize(instance)
-        assert [day for day, _ in _recorded(instance)] == sorted(DAYS * 2)
+        materialize_days(instance)
+        assert [day for day, _ in recorded_days(instance)] == sorted(DAYS * 2)
 
 
 def test_the_dagster_internals_it_overrides_are_still_there() -> None:

@@ -15,7 +15,7 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
-from nyc_collisions_dagster_tests.slow_days import DAYS, start_slow_run, write_script
+from nyc_collisions_dagster_tests.recorded_days import DAYS, start_slow_run, write_script
 from nyc_collisions_dagster_tests.soda_fake.processes import ServerProcess, free_port
 
 SAMPLE_INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "dagster.yaml"

@@ -1,0 +1,114 @@
+"""Days recorded as the raw assets record them, with nothing fetched or written: a null asset that
+yields one materialization per day (its row count, path and data version), what the event log
+storages' tests and the bookkeeping benchmark run; and a run of it slow enough to be watched or
+killed."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as db
+
+from nyc_collisions_dagster.partitions import daily_partitions
+
+DAYS = [f"2024-01-{day:02d}" for day in range(1, 31)]
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    output_required=False,
+)
+def days(context: dg.AssetExecutionContext) -> Iterator[dg.AssetMaterialization]:
+    for key in context.partition_keys:
+        yield dg.AssetMaterialization(
+            asset_key=context.asset_key,
+            partition=key,
+            metadata={"dagster/row_count": 1, "path": dg.MetadataValue.path(f"days/{key}.parquet")},
+            tags={"dagster/data_version": key},
+        )
+
+
+def materialize_days(
+    instance: dg.DagsterInstance, first: str = DAYS[0], last: str = DAYS[-1]
+) -> None:
+    """`days` over first..last in this process, as one ranged run."""
+    range_tags = {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last,
+    }
+    result = dg.materialize([days], instance=instance, tags=range_tags)
+    assert result.success
+
+
+def recorded_days(instance: dg.DagsterInstance) -> list[tuple[str | None, int]]:
+    """(day, row count) of every materialization of `days`, sorted."""
+    records = instance.fetch_materializations(dg.AssetKey("days"), limit=10_000).records
+    return sorted(
+        (r.partition_key, r.asset_materialization.metadata["dagster/row_count"].value)  # type: ignore[union-attr]
+        for r in records
+    )
+
+
+@contextmanager
+def connections_opened() -> Iterator[list[int]]:
+    """Counts the database connections SQLAlchemy opens in this process meanwhile."""
+    opened = [0]
+
+    def count(*_: object) -> None:
+        opened[0] += 1
+
+    db.event.listen(db.pool.Pool, "connect", count)
+    try:
+        yield opened
+    finally:
+        db.event.remove(db.pool.Pool, "connect", count)
+
+
+# The same asset, pausing DAY_SECONDS before each day and printing each day once recorded.
+SCRIPT = textwrap.dedent(
+    """
+    import os, time
+    import dagster as dg
+    from nyc_collisions_dagster.partitions import daily_partitions
+
+    @dg.asset(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+              output_required=False)
+    def days(context):
+        for key in context.partition_keys:
+            time.sleep(float(os.environ.get("DAY_SECONDS", "0")))
+            yield dg.AssetMaterialization(asset_key="days", partition=key,
+                                          metadata={"dagster/row_count": 1})
+            print(f"recorded {key}", flush=True)
+
+    defs = dg.Definitions(assets=[days])
+    """
+)
+
+
+def write_script(folder: Path) -> Path:
+    script = folder / "slow_days.py"
+    script.write_text(SCRIPT)
+    return script
+
+
+def start_slow_run(folder: Path, home: Path, day_seconds: float) -> subprocess.Popen:
+    """`dagster asset materialize` of DAYS in a session of its own (a kill of its group takes
+    the step's process with the run's), printing `recorded DAY` lines on its stdout."""
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-f"]
+    command += [str(write_script(folder)), "--select", "days"]
+    command += ["--partition-range", f"{DAYS[0]}...{DAYS[-1]}"]
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DAY_SECONDS": str(day_seconds)}
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
