@@ -132,7 +132,14 @@ def test_the_dagster_internals_it_overrides_are_still_there() -> None:
     storage = SqliteEventLogStorage.__init__.__code__.co_names
     missing = [
         f"SqliteEventLogStorage.{name}"
-        for name in ("_connect", "_initdb", "conn_string_for_shard", "has_table", "watch")
+        for name in (
+            "_connect",
+            "_initdb",
+            "conn_string_for_shard",
+            "has_table",
+            "watch",
+            "_has_asset_key_col_on_connection",  # remembered by instance/schema.py
+        )
         if not callable(getattr(SqliteEventLogStorage, name, None))
     ] + [
         f"SqliteEventLogStorage.__init__ sets {name}"

@@ -111,7 +111,13 @@ def test_the_dagster_internals_it_overrides_are_still_there() -> None:
     ]
     missing += [
         f"PostgresEventLogStorage.{name}"
-        for name in ("optimize_for_webserver", "dispose", "from_config_value")
+        for name in (
+            "optimize_for_webserver",
+            "dispose",
+            "from_config_value",
+            "has_table",
+            "_has_asset_key_col_on_connection",  # remembered by instance/schema.py
+        )
         if not callable(getattr(PostgresEventLogStorage, name, None))
     ]
     assert not missing, f"dagster-postgres changed: {missing}"
