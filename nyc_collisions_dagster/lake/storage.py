@@ -135,7 +135,16 @@ class PartitionStore:
             replace_whole(self.fs, self.path(partition_key), contents)
         except (OSError, pa.ArrowException) as exc:
             raise StorageError(f"Could not write {self.uri(partition_key)}: {exc}") from None
-        return hashlib.sha256(memoryview(contents)).hexdigest()[:16]
+        return _digest(contents)
+
+    def describe(self, partition_key: str) -> tuple[int, str]:
+        """A stored file's rows and digest, as `write` returned them when it wrote the file."""
+        try:
+            with self.fs.open_input_stream(self.path(partition_key)) as file:
+                contents = file.read()
+            return pq.read_metadata(pa.BufferReader(contents)).num_rows, _digest(contents)
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"Could not read {self.uri(partition_key)}: {exc}") from None
 
     def partition_days(self) -> set[date]:
         """The days that have a file."""
@@ -204,6 +213,10 @@ def replace_whole(fs: pa_fs.FileSystem, path: str, contents: pa.Buffer | bytes) 
     with fs.open_output_stream(target) as out:
         out.write(contents)
     fs.move(target, path)
+
+
+def _digest(contents: pa.Buffer | bytes) -> str:
+    return hashlib.sha256(memoryview(contents)).hexdigest()[:16]
 
 
 def swept_message(store: PartitionStore, swept: Sequence[str]) -> str:

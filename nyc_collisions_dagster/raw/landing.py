@@ -96,15 +96,26 @@ def _materialization(
     key: str,
     summary: Mapping[str, Any] | None = None,
 ) -> dg.AssetMaterialization:
+    return day_materialization(store, key, writer.rows[key], writer.digests[key], summary)
+
+
+def day_materialization(
+    store: PartitionStore,
+    key: str,
+    rows: int,
+    digest: str,
+    metadata: Mapping[str, Any] | None = None,
+) -> dg.AssetMaterialization:
+    """The record of a day whose file holds `rows` rows and has the digest `digest`."""
     return dg.AssetMaterialization(
         asset_key=store.asset,
         partition=key,
         metadata={
-            "dagster/row_count": writer.rows[key],
+            "dagster/row_count": rows,
             "path": dg.MetadataValue.path(store.uri(key)),
-            **(summary or {}),
+            **(metadata or {}),
         },
-        tags={_DATA_VERSION_TAG: writer.digests[key]},
+        tags={_DATA_VERSION_TAG: digest},
     )
 
 

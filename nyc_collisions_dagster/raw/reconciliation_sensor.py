@@ -1,7 +1,8 @@
 """reconciliation_sensor: each day, fetch again the crash days where the lake and the source differ.
 
 It finds what late_records_sensor cannot see: rows deleted upstream, rows inserted without a new
-:updated_at, and days left stale by a run that failed and was never re-run.
+:updated_at, and days left stale by a run that failed and was never re-run. It also records the
+days whose files a killed run wrote but had not recorded (unrecorded.py).
 """
 
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from datetime import date, datetime, timezone
 import dagster as dg
 
 from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.listing import first_and_more
 from nyc_collisions_dagster.raw.assets import collision_assets
 from nyc_collisions_dagster.raw.days import days_between
 from nyc_collisions_dagster.raw.reconciliation import (
@@ -20,6 +22,7 @@ from nyc_collisions_dagster.raw.reconciliation import (
     partition_days,
 )
 from nyc_collisions_dagster.raw.ticks import capped_run_requests, sensor_resources
+from nyc_collisions_dagster.raw.unrecorded import unrecorded
 
 # Runs that may still write partitions: a day they cover is not requested again.
 _UNFINISHED = [
@@ -39,22 +42,33 @@ _LARGEST = 3  # differing days named in the tick's summary
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Compares every landed day's rows in the lake with Socrata's count and "
     "re-materializes the days that differ (deletions, inserts without a new :updated_at, days "
-    "left stale). Never-landed days are reported, not requested.",
+    "left stale), and records the landed days that a killed run left unrecorded. Never-landed "
+    "days are reported, not requested.",
 )
 def reconciliation_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    datasets = list(DATASETS.values())
+    datasets, history = list(DATASETS.values()), set(partition_days())
     with (
-        sensor_resources(context) as (socrata, _),
+        sensor_resources(context) as (socrata, io_manager),
         closing(socrata.get_client(context.log)) as client,
     ):
-        comparisons = compare(client, context.instance, datasets, partition_days())
-    busy = days_in_progress(context.instance)
+        comparisons = compare(client, context.instance, datasets, sorted(history))
+        busy = days_in_progress(context.instance)
+        found = [
+            event
+            for c in comparisons
+            for event in unrecorded(io_manager.store(c.asset), history, c.landed, busy[c.asset])
+        ]
     summary = _summary(comparisons, busy)
+    if found:
+        # Compared with the source on the next tick, once they are recorded.
+        named = [f"{e.asset_key.to_user_string()} {e.partition}" for e in found]
+        summary += f"; recorded {len(found):,} landed days that no run had recorded: "
+        summary += first_and_more(named)
     context.log.info(summary)
     wanted = {c.asset: set(c.differing) - busy[c.asset] for c in comparisons}
     wanted = {name: days for name, days in wanted.items() if days}
     if not wanted:
-        return dg.SkipReason(summary)
+        return dg.SensorResult(asset_events=found) if found else dg.SkipReason(summary)
     # A range coalesced past the cap must not land never-landed days or rewrite busy ones.
     fetchable = {c.asset: c.landed - busy[c.asset] for c in comparisons}
     # One tick a day: the same day's request is made once, even if the tick is evaluated again.
@@ -62,7 +76,7 @@ def reconciliation_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     run_requests, capped = capped_run_requests(wanted, run_key, fetchable)
     if capped:
         context.log.warning(capped)
-    return dg.SensorResult(run_requests=run_requests)
+    return dg.SensorResult(run_requests=run_requests, asset_events=found)
 
 
 def days_in_progress(instance: dg.DagsterInstance) -> dict[str, set[date]]:

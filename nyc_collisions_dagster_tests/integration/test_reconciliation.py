@@ -1,5 +1,6 @@
 """Reconciliation finds the days where lake and source disagree, deletions and unstamped inserts
-included, fetches exactly those, and leaves never-landed and in-progress days alone."""
+included, fetches exactly those, records the days a killed run wrote but never recorded, and
+leaves never-landed and in-progress days alone."""
 
 import threading
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from nyc_collisions_dagster.raw.assets import collision_assets, crashes, vehicle
 from nyc_collisions_dagster.raw.reconciliation import lake_check_keys, partition_days
 from nyc_collisions_dagster.raw.reconciliation_sensor import reconciliation_sensor
 from nyc_collisions_dagster.raw.sensors import late_records_sensor
+from nyc_collisions_dagster.raw.unrecorded import unrecorded
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.outcomes import file_rows, requested, run_requested, typed_rows
@@ -185,6 +187,52 @@ def test_a_day_a_run_in_progress_is_writing_is_not_requested_twice(landed) -> No
         run.join(30)
     assert outcome == [True]
     assert requested(result) == {("crashes", "2024-01-08", "2024-01-08")}
+
+
+def test_days_a_killed_run_wrote_but_never_recorded_are_recorded_from_their_files(landed) -> None:
+    # Another instance, whose records say only 1-4 January of crashes landed: the lake's other
+    # files are whole but unrecorded, as a run killed between a file and its record leaves them.
+    landed_by_run = landed.instance
+    landed.instance = instance = dg.DagsterInstance.ephemeral()
+    done = dg.materialize(
+        [crashes],
+        resources=landed.resources,
+        instance=instance,
+        tags=_range("2024-01-01", "2024-01-04"),
+    )
+    assert done.success
+    landed.delete("crashes", "2024-01-06", 1)  # upstream moved on since the killed run fetched it
+    first = landed.tick()
+    assert isinstance(first, dg.SensorResult)
+    days = [f"2024-01-{d:02}" for d in range(1, 11)]
+    expected = {("crashes", day) for day in days[4:]}
+    expected |= {(name, day) for name in ("persons", "vehicles") for day in days}
+    assert {(e.asset_key.to_user_string(), e.partition) for e in first.asset_events} == expected
+    assert not first.run_requests  # compared once recorded, on the next tick
+    for event in first.asset_events:
+        # Recorded as the run that wrote the file would have: its rows and its data version.
+        [written] = landed_by_run.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=event.asset_key, asset_partitions=[event.partition]),
+            limit=1,
+        ).records
+        by_run = written.asset_materialization
+        assert event.metadata["dagster/row_count"] == by_run.metadata["dagster/row_count"]
+        assert event.tags["dagster/data_version"] == by_run.tags["dagster/data_version"]
+        assert "died before recording it" in event.metadata["found_by"].value
+        instance.report_runless_asset_event(event)  # as the daemon stores a tick's events
+    second = landed.tick()
+    assert not second.asset_events
+    assert requested(second) == {("crashes", "2024-01-06", "2024-01-06")}
+    run_requested(second, landed.resources, instance)
+    assert landed.file_matches_source("crashes", "2024-01-06")
+
+
+def test_an_unrecorded_day_that_a_run_in_progress_may_record_is_left_to_it(landed) -> None:
+    store = landed.resources["io_manager"].store("crashes")
+    days = {date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)}
+    found = unrecorded(store, days, recorded={date(2024, 1, 1)}, busy={date(2024, 1, 2)})
+    assert [event.partition for event in found] == ["2024-01-03"]
+    assert found[0].metadata["dagster/row_count"].value == store.row_count("2024-01-03")
 
 
 def test_the_check_fails_naming_the_days_and_passes_once_they_are_rematerialized(landed) -> None:
