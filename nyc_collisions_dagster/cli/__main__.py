@@ -98,6 +98,7 @@ def _land_raw(
     what = (
         f"{days.first}" if days.count == 1 else f"{days.first} to {days.last} ({days.count} days)"
     )
+    session.fail_orphans()
     session.say(f"Landing {names_text(assets)} for {what} from {source()}.")
     if not session.verbose:
         session.say(f"Dagster's log: {session.log_path}")

@@ -17,6 +17,7 @@ from nyc_collisions_dagster.cli.follow import follow
 from nyc_collisions_dagster.cli.launch import Launch, launched
 from nyc_collisions_dagster.cli.progress import AssetProgress, RunProgress
 from nyc_collisions_dagster.constants import DEFAULT_SOCRATA_DOMAIN, SOCRATA_DOMAIN_ENV
+from nyc_collisions_dagster.instance.orphans import fail_orphans
 
 
 class RunFailed(RuntimeError):
@@ -41,6 +42,13 @@ class Session:
 
     def say(self, line: str = "") -> None:
         print(line, file=self.out, flush=True)
+
+    def fail_orphans(self) -> None:
+        """Fail the runs of the instance that were killed without a word, saying so: the pool
+        slots they hold would hold back the run about to start."""
+        with dg.DagsterInstance.get() as instance:
+            for orphan in fail_orphans(instance):
+                self.say(orphan.message)
 
     def land(self, launch: Launch, total: int, unit: str) -> Landed:
         """Run `launch` to its end, showing its progress; RunFailed if it did not succeed."""

@@ -1,4 +1,5 @@
-"""The project's Dagster instance parts: event log storages that keep their connections open.
+"""The project's Dagster instance parts: event log storages that keep their connections open,
+and the runs whose process died (orphans.py).
 
 Every day the raw assets land is recorded as a materialization as its file is written. Dagster's
 stock storages open every connection anew outside the webserver (SQLAlchemy's NullPool), and that

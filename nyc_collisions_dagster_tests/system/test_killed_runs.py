@@ -1,6 +1,6 @@
 """A run killed with SIGKILL mid-range loses nothing: whatever a reader sees in the lake is whole
-and exact, every recorded day has its file, the days written but not recorded are found, and
-landing the range again ends exact, with no duplicate rows."""
+and exact, every recorded day has its file, and `make backfill` over the range again fails the
+killed run, frees its pool slots and ends exact, with no duplicate rows."""
 
 import json
 import os
@@ -15,9 +15,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nyc_collisions_dagster.raw.reconciliation_sensor import reconciliation_sensor
-from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
-from nyc_collisions_dagster.resources.socrata import SocrataResource
+from nyc_collisions_dagster.constants import POOL
+from nyc_collisions_dagster.instance.orphans import fail_orphans
 from nyc_collisions_dagster_tests.killed_runs import (
     CRASHES_PER_DAY,
     DAYS,
@@ -64,6 +63,7 @@ def kill_once_days_are_recorded(run: subprocess.Popen[str], instance: dg.Dagster
         assert run.poll() is None, f"the run ended before the kill: {run.stderr.read()[-2000:]}"  # type: ignore[union-attr]
         assert time.monotonic() < deadline, "no days recorded in time"
         time.sleep(0.05)
+    assert not fail_orphans(instance), "a running run was taken for a killed one"
     os.killpg(run.pid, signal.SIGKILL)  # no chance to clean up, flush or record anything
     run.wait()
 
@@ -101,38 +101,29 @@ def test_a_range_killed_mid_way_by_sigkill_loses_nothing_and_lands_again_exactly
         assert any(days < set(DAYS) for days in written.values()), "the kill came too late"
         for asset, days in done.items():
             assert days <= written[asset], f"{asset}: recorded without a file"
-        # Nothing ran to notice the kill: the run stays STARTED until run monitoring (the
-        # daemon) or a user marks it failed (the UI's Terminate).
+        # Nothing ran to notice the kill: the run stays STARTED, its pool slots taken.
         [killed] = instance.get_runs()
         assert killed.status == dg.DagsterRunStatus.STARTED
-        instance.report_run_failed(killed)
+        assert _slots_held(instance, killed.run_id)
 
-        # Days written but not recorded are recorded from their files by reconciliation.
-        resources = {
-            "socrata": SocrataResource(domain=server.url),
-            "io_manager": ParquetIOManager(storage_url=lake),
-        }
-        # The window between a file and its record is milliseconds: most kills leave none, and
-        # test_reconciliation.py makes some on purpose.
-        tick = reconciliation_sensor(
-            dg.build_sensor_context(instance=instance, resources=resources)
-        )
-        events = tick.asset_events if isinstance(tick, dg.SensorResult) else []
-        assert isinstance(tick, dg.SkipReason) or not tick.run_requests  # no day differs
-        found = {(event.asset_key.to_user_string(), event.partition) for event in events}
-        assert found == {
-            (asset, day.isoformat())
-            for asset, days in written.items()
-            for day in days - done[asset]
-        }
-        for event in events:  # as the daemon stores a tick's events
-            instance.report_runless_asset_event(event)
-        assert recorded(instance) == written
-
-        # The same range again, at full speed: every day exact, no row twice.
+        # `make backfill` over the same range: it fails the killed run, frees its slots and
+        # lands every day again at full speed.
         server.latency = 0.0
-        again = materialize(env)
-        _, errors = again.communicate(timeout=300)
-        assert again.returncode == 0, errors[-3000:]
+        again = subprocess.run(
+            [sys.executable, "-m", "nyc_collisions_dagster.cli", "backfill"]
+            + ["--from", str(DAYS[0]), "--to", str(DAYS[-1])],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stdout + again.stderr
+        first_line = again.stdout.splitlines()[0]
+        assert f"Run {killed.run_id} died mid-way" in first_line
+        assert "marked it failed and freed its" in first_line
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE  # type: ignore[union-attr]
+        assert not _slots_held(instance, killed.run_id)
         assert_lake_exact(lake, rows, complete=True)
         assert recorded(instance) == {asset: set(DAYS) for asset in written}
+
+
+def _slots_held(instance: dg.DagsterInstance, run_id: str) -> int:
+    info = instance.event_log_storage.get_concurrency_info(POOL)
+    return sum(slot.run_id == run_id for slot in info.claimed_slots)
