@@ -31,7 +31,7 @@ from nyc_collisions_dagster_tests.soda_fake.processes import (
 )
 from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
 from nyc_collisions_dagster_tests.soda_fake.spooled_table import SpooledTable, spool_generated
-from nyc_collisions_dagster_tests.topology import Topology
+from nyc_collisions_dagster_tests.topology import Topology, started_topology
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "nyc-application-collisions"
@@ -360,22 +360,5 @@ def production_topology(
 ) -> Iterator[Topology]:
     """deploy/vm/'s code server and webserver, started (the test starts the daemon), with the
     settings a production machine would give them; all stopped at teardown."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    env = {
-        **os.environ,
-        **aws_env,
-        **postgres_env,
-        "SOCRATA_DOMAIN": soda_server.url,
-        "COLLISIONS_STORAGE_URL": s3_storage,
-        "COLLISIONS_REPORTS_URL": str(tmp_path / "collisions_reports"),
-        # The executor may start all three steps of a run at once, whatever the machine's
-        # cores: only the pool holds them back.
-        "DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT": "3",
-    }
-    topology = Topology(home, env, tmp_path)
-    try:
-        topology.start()
-        yield topology
-    finally:
-        topology.stop()
+    with started_topology(soda_server.url, {**aws_env, **postgres_env}, s3_storage, tmp_path) as t:
+        yield t

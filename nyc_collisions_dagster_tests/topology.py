@@ -1,9 +1,11 @@
 """The production topology on one machine, as deploy/vm/ describes it: a code server, the
 webserver and the daemon as three process groups sharing one instance in PostgreSQL."""
 
+import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,18 @@ class Topology:
     def start_daemon(self) -> None:
         self._start("daemon", ["dagster-daemon", "run", "-w", "workspace.yaml"])
 
+    def stop_daemon(self) -> None:
+        self.servers.pop("daemon").stop()
+
+    def wait_for(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
+        """`condition()`'s first true value, checked every half second while the servers run."""
+        deadline = time.monotonic() + timeout
+        while not (result := condition()):
+            self.assert_running()
+            assert time.monotonic() < deadline, f"{what} not within {timeout} s\n{self.log_tails()}"
+            time.sleep(0.5)
+        return result
+
     def assert_running(self) -> None:
         for server in self.servers.values():
             server.assert_running()
@@ -130,3 +144,29 @@ class Topology:
             if port_is_open(port)
         ]
         assert not failures, failures
+
+
+@contextmanager
+def started_topology(
+    socrata: str, settings: Mapping[str, str], storage_url: str, folder: Path
+) -> Iterator[Topology]:
+    """deploy/vm/'s code server and webserver reading `socrata` and writing `storage_url`, with
+    `settings` (AWS, PostgreSQL) in their environment and their home and logs under `folder`."""
+    home = folder / "dagster_home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        **settings,
+        "SOCRATA_DOMAIN": socrata,
+        "COLLISIONS_STORAGE_URL": storage_url,
+        "COLLISIONS_REPORTS_URL": str(folder / "collisions_reports"),
+        # The executor may start all three steps of a run at once, whatever the machine's
+        # cores: only the pool holds them back.
+        "DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT": "3",
+    }
+    topology = Topology(home, env, folder)
+    try:
+        topology.start()
+        yield topology
+    finally:
+        topology.stop()

@@ -1,5 +1,6 @@
 """The webserver's GraphQL API, called as the UI calls it: queries, mutations, waiting."""
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -95,6 +96,14 @@ query PartitionStats($assetKey: AssetKeyInput!) {
     ... on AssetNode { partitionStats { numMaterialized numMaterializing numFailed } }
     ... on Error { message } } }
 """
+# An asset's partitions as ranges by status, as its Partitions tab draws them: what the launch
+# dialog's "Failed and missing" reads.
+PARTITION_RANGES = """
+query PartitionRanges($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) { __typename
+    ... on AssetNode { assetPartitionStatuses { __typename
+        ... on TimePartitionStatuses { ranges { status startKey endKey } } } } } }
+"""
 FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 RUN_ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
 # Definitions are served as one repository of this name.
@@ -146,14 +155,44 @@ class Webserver:
             assert time.monotonic() < deadline, f"not loaded in {timeout} s"
             time.sleep(0.25)
 
-    def launch_backfill(self, assets: list[str], partitions: list[str]) -> str:
+    def launch_backfill(
+        self,
+        assets: list[str],
+        partitions: list[str],
+        run_config: Mapping[str, Any] | None = None,
+    ) -> str:
         params = {
             "assetSelection": [{"path": [name]} for name in assets],
             "partitionNames": partitions,
+            **({"runConfigData": run_config} if run_config else {}),
         }
+        return self._backfill(params)
+
+    def launch_backfill_of_ranges(self, ranges: Mapping[str, list[tuple[str, str]]]) -> str:
+        """A backfill of each asset's own ranges: what the launch dialog sends for "Failed and
+        missing" when the assets' partitions differ."""
+        params = {
+            "partitionsByAssets": [
+                {
+                    "assetKey": {"path": [asset]},
+                    "partitions": {"ranges": [{"start": s, "end": e} for s, e in spans]},
+                }
+                for asset, spans in ranges.items()
+                if spans
+            ]
+        }
+        return self._backfill(params)
+
+    def _backfill(self, params: Mapping[str, Any]) -> str:
         launched = self.graphql(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         return launched["backfillId"]
+
+    def materialized_ranges(self, asset: str) -> list[tuple[str, str]]:
+        """The asset's materialized partitions as (first, last) key ranges."""
+        node = self.graphql(PARTITION_RANGES, assetKey={"path": [asset]})["assetNodeOrError"]
+        ranges = node["assetPartitionStatuses"]["ranges"]
+        return [(r["startKey"], r["endKey"]) for r in ranges if r["status"] == "MATERIALIZED"]
 
     def backfill_status(self, backfill_id: str) -> str | None:
         return self.graphql(BACKFILL, id=backfill_id)["partitionBackfillOrError"].get("status")
@@ -250,6 +289,15 @@ class Webserver:
 
     def step_statuses(self, run_id: str) -> dict[str, str]:
         return {step["stepKey"]: step["status"] for step in self.run(run_id)["stepStats"]}
+
+    def worker_pid(self, run_id: str) -> int:
+        """The run worker's process, as the multiprocess executor reports it."""
+        for event in self.messages(run_id):
+            if found := re.search(
+                r"multiprocess executor: parent process \(pid: (\d+)\)", event["message"]
+            ):
+                return int(found.group(1))
+        raise AssertionError(f"run {run_id} reported no run worker process")
 
     def messages(self, run_id: str) -> list[dict[str, Any]]:
         """The run's events that carry a message: engine events, step events, logs."""

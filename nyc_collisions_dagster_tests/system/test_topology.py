@@ -2,13 +2,9 @@
 runs, and a run killed mid-way, all through the webserver's GraphQL API."""
 
 import os
-import re
 import signal
 import threading
-import time
-from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow.fs as pa_fs
@@ -42,25 +38,6 @@ class Gate:
         if PERSONS_DATASET in path and not self.released.is_set():
             self.arrived.set()
             self.released.wait(timeout=120)
-
-
-def _worker_pid(web: Webserver, run_id: str) -> int:
-    """The run worker's process, as the multiprocess executor reports it."""
-    for event in web.messages(run_id):
-        if found := re.search(
-            r"multiprocess executor: parent process \(pid: (\d+)\)", event["message"]
-        ):
-            return int(found.group(1))
-    raise AssertionError(f"run {run_id} reported no run worker process")
-
-
-def _wait(condition: Callable[[], Any], timeout: float, what: str, topology: Topology) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        topology.assert_running()
-        assert time.monotonic() < deadline, f"{what} not within {timeout} s\n{topology.log_tails()}"
-        time.sleep(0.5)
-    return result
 
 
 def _schedule_tick_run(web: Webserver) -> str:
@@ -119,7 +96,7 @@ def test_production_topology_on_one_machine(
     # at once, takes both instead of waiting 30 s for the next one. Their runs come first.
     backfills = [web.launch_backfill(ASSETS, days) for days in BACKFILLS]
     topology.start_daemon()
-    _wait(lambda: all(web.backfill_runs(b) for b in backfills), 60, "backfill runs", topology)
+    topology.wait_for(lambda: all(web.backfill_runs(b) for b in backfills), 60, "backfill runs")
     gate = Gate()
     gated = make_soda_server()
     gated.on_request = gate
@@ -135,37 +112,34 @@ def test_production_topology_on_one_machine(
         # SIGKILLed, as the kernel's OOM killer or a lost machine would.
         assert gate.arrived.wait(timeout=120), topology.log_tails()
         mid_way = {"crashes": "SUCCESS", "persons": "IN_PROGRESS", "vehicles": "SUCCESS"}
-        _wait(
+        topology.wait_for(
             lambda: web.step_statuses(killed) == mid_way,
             120,
             "the killed run's other steps",
-            topology,
         )
-        worker = _worker_pid(web, killed)
+        worker = web.worker_pid(killed)
         assert worker not in topology.server_pids()
         for pid in process_tree(worker):
             os.kill(pid, signal.SIGKILL)
     finally:
         gate.released.set()
 
-    _wait(lambda: web.run(killed)["status"] in RUN_ENDED, 30, "the killed run's end", topology)
+    topology.wait_for(lambda: web.run(killed)["status"] in RUN_ENDED, 30, "the killed run's end")
     assert web.run(killed)["status"] == "FAILURE"
     assert any("terminated by signal 9" in e["message"] for e in web.messages(killed))
     # Its dead step still holds a slot, until run monitoring gives it back.
     assert killed in web.pool(POOL)["activeRunIds"]
     relaunched = web.reexecute_from_failure(killed)
 
-    _wait(
+    topology.wait_for(
         lambda: all(web.run(r)["status"] in RUN_ENDED for r in (scheduled, relaunched)),
         300,
         "the schedule's run and the relaunched run",
-        topology,
     )
-    _wait(
+    topology.wait_for(
         lambda: all(web.backfill_status(b) in FINISHED for b in backfills),
         180,
         "both backfills",
-        topology,
     )
 
     backfill_runs = [web.backfill_runs(b) for b in backfills]
@@ -182,7 +156,7 @@ def test_production_topology_on_one_machine(
     )
 
     # Each backfill is one run of the three assets over its range, in a process of its own.
-    workers = {_worker_pid(web, r) for r in everything}
+    workers = {web.worker_pid(r) for r in everything}
     assert len(workers) == len(everything) and not workers & topology.server_pids()
     for days, [run] in zip(BACKFILLS, backfill_runs):
         assert sorted(key["path"][-1] for key in run["assetSelection"]) == sorted(ASSETS)
