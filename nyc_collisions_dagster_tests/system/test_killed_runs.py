@@ -2,10 +2,8 @@
 and exact, every recorded day has its file, and `make backfill` over the range again fails the
 killed run, frees its pool slots and ends exact, with no duplicate rows."""
 
-import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,47 +18,29 @@ import pytest
 from nyc_collisions_dagster.constants import DATASETS, POOL
 from nyc_collisions_dagster.instance.orphans import fail_orphans
 from nyc_collisions_dagster.raw.days import contiguous_ranges, days_between
-from nyc_collisions_dagster_tests.killed_runs import (
-    CRASHES_PER_DAY,
+from nyc_collisions_dagster_tests.range_runs import (
     DAYS,
-    END,
     LATENCY,
+    REPO_ROOT,
     SLOW,
     assert_lake_exact,
+    materialize,
+    range_rows,
     recorded,
+    sample_home,
 )
-from nyc_collisions_dagster_tests.soda_fake.generator import Row, generate
+from nyc_collisions_dagster_tests.soda_fake.generator import Row
 from nyc_collisions_dagster_tests.soda_fake.processes import process_tree
 from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
 from nyc_collisions_dagster_tests.topology import started_topology
 from nyc_collisions_dagster_tests.ui_api import RUN_ENDED, Webserver
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 KILL_AFTER_DAYS = 20  # recorded, over the three datasets
 
 
 @pytest.fixture(scope="module")
 def rows() -> dict[str, list[Row]]:
-    return generate(DAYS[0], END, crashes_per_day=CRASHES_PER_DAY)
-
-
-def materialize(env: dict[str, str], config: dict | None = None) -> subprocess.Popen[str]:
-    """`dagster asset materialize` of the three datasets over DAYS, in its own process group as a
-    shell runs it, so that the kill takes its step processes too."""
-    command = [DAGSTER, "asset", "materialize", "-m", "nyc_collisions_dagster.definitions"]
-    command += ["--select", "crashes,persons,vehicles"]
-    command += ["--partition-range", f"{DAYS[0]}...{DAYS[-1]}"]
-    command += ["--config-json", json.dumps(config)] if config else []
-    return subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return range_rows()
 
 
 def kill_once_days_are_recorded(run: subprocess.Popen[str], instance: dg.DagsterInstance) -> None:
@@ -82,14 +62,12 @@ def test_a_cli_range_killed_by_sigkill_loses_nothing_and_make_backfill_lands_it_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = make_soda_server(rows=rows, latency=LATENCY)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")  # `make` gives it
+    home = sample_home(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", str(home))  # where the pooled event log keeps its files
     lake = str(tmp_path / "collisions_raw_data")
     env = {**os.environ, "COLLISIONS_STORAGE_URL": lake, "SOCRATA_DOMAIN": server.url}
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        kill_once_days_are_recorded(materialize(env, SLOW), instance)
+        kill_once_days_are_recorded(materialize(env, config=SLOW), instance)
 
         # Whatever a reader sees is a whole day with exactly the source's rows.
         written = assert_lake_exact(lake, rows)

@@ -1,0 +1,148 @@
+"""What the tests of killed and overlapping range runs share: a range slow enough to kill or
+overlap partway, started as a shell starts it, and what the lake and the instance must hold
+during and after, on a local folder or S3."""
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+import boto3
+import dagster as dg
+import pyarrow.fs as pa_fs
+
+from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
+from nyc_collisions_dagster_tests.outcomes import typed_rows
+from nyc_collisions_dagster_tests.soda_fake.generator import Row, generate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+DAYS = [date(2024, 1, 1) + timedelta(days=i) for i in range(60)]
+END = DAYS[-1] + timedelta(days=1)
+CRASHES_PER_DAY = (20, 40)
+# Small pages, one request at a time, on a server that answers each after LATENCY seconds: the
+# three datasets land day after day for 5-15 s, so a kill lands partway.
+LATENCY = 0.2
+SLOW = {"resources": {"socrata": {"config": {"page_size": 100, "max_workers": 1}}}}
+
+
+def range_rows() -> dict[str, list[Row]]:
+    """The three datasets' rows of DAYS."""
+    return generate(DAYS[0], END, crashes_per_day=CRASHES_PER_DAY)
+
+
+def sample_home(folder: Path) -> Path:
+    """A DAGSTER_HOME with the sample instance config, as `make` gives it."""
+    home = folder / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def materialize(
+    env: dict[str, str], days: Sequence[date] = DAYS, config: dict | None = None
+) -> subprocess.Popen[str]:
+    """`dagster asset materialize` of the three datasets over `days`, in its own process group as
+    a shell runs it, so that a kill takes its step processes too."""
+    command = [DAGSTER, "asset", "materialize", "-m", "nyc_collisions_dagster.definitions"]
+    command += ["--select", ",".join(DATASETS)]
+    command += ["--partition-range", f"{days[0]}...{days[-1]}"]
+    command += ["--config-json", json.dumps(config)] if config else []
+    return subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def visible_names(storage_url: str, asset: str) -> list[str]:
+    """What a reader lists in an asset's folder: every S3 object (an upload that never completed
+    is no object), and on a folder every name but those Hive, Spark and pyarrow skip."""
+    store = ParquetIOManager(storage_url=storage_url).store(asset)
+    if store.is_local:
+        folder = store.fs.get_file_info(pa_fs.FileSelector(store.root, allow_not_found=True))
+        return sorted(i.base_name for i in folder if not i.base_name.startswith((".", "_")))
+    bucket, prefix = store.root.split("/", 1)
+    pages = (
+        boto3.client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=f"{prefix}/")
+    )
+    return sorted(o["Key"].rsplit("/", 1)[1] for page in pages for o in page.get("Contents", []))
+
+
+def assert_lake_exact(
+    storage_url: str,
+    rows: dict[str, list[Row]],
+    complete: bool = False,
+    days: Sequence[date] = DAYS,
+) -> dict[str, set[date]]:
+    """Every file a reader sees is one of `days` holding exactly the source's rows of that day;
+    `complete`: every day has its file, and no row is there twice. Returns the days with a file."""
+    written = {}
+    for asset, dataset in DATASETS.items():
+        store = ParquetIOManager(storage_url=storage_url).store(asset)
+        names = visible_names(storage_url, asset)
+        found = {date.fromisoformat(name.removesuffix(".parquet")) for name in names}
+        assert names == [f"{day}.parquet" for day in sorted(found)], names
+        assert found <= set(days), sorted(found - set(days))
+        keys: list[object] = []
+        for day in sorted(found):
+            table = store.read_one(day.isoformat())
+            assert table.to_pylist() == typed_rows(asset, rows[asset], day), (asset, day)
+            keys += table[dataset.unique_key].to_pylist()
+        if complete:
+            assert found == set(days), sorted(set(days) - found)
+            expected = sum(len(typed_rows(asset, rows[asset], day)) for day in days)
+            assert len(keys) == len(set(keys)) == expected, asset
+        written[asset] = found
+    return written
+
+
+class LakeReader(threading.Thread):
+    """Reads every file a reader sees, again and again until stopped, as an analyst's query
+    would while runs write: each must hold exactly the source's rows of its day."""
+
+    def __init__(self, storage_url: str, rows: dict[str, list[Row]], days: Sequence[date]) -> None:
+        super().__init__(daemon=True)
+        self.storage_url, self.rows, self.days = storage_url, rows, days
+        self.stopped = threading.Event()
+        self.files_read, self.passes = 0, 0
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                written = assert_lake_exact(self.storage_url, self.rows, days=self.days)
+            except BaseException as failure:  # noqa: BLE001 - reported by stop()
+                self.failure = failure
+                return
+            self.files_read += sum(map(len, written.values()))
+            self.passes += 1
+
+    def stop(self) -> None:
+        """Stop reading; raise what a read found wrong."""
+        self.stopped.set()
+        self.join(timeout=60)
+        if self.failure is not None:
+            raise self.failure
+
+
+def recorded(instance: dg.DagsterInstance) -> dict[str, set[date]]:
+    """The days recorded as materialized, per dataset."""
+    return {
+        asset: {
+            date.fromisoformat(key)
+            for key in instance.get_materialized_partitions(dg.AssetKey(asset))
+        }
+        for asset in DATASETS
+    }

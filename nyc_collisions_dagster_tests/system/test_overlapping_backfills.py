@@ -1,0 +1,107 @@
+"""The same days backfilled twice at once: as two CLI processes on the sample instance both run,
+through the production queue the second waits for the first; either way no reader ever sees a
+file half-written or short of a row, and the lake ends exact."""
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from nyc_collisions_dagster.constants import DATASETS
+from nyc_collisions_dagster_tests.range_runs import (
+    DAYS,
+    LATENCY,
+    LakeReader,
+    assert_lake_exact,
+    materialize,
+    range_rows,
+    sample_home,
+)
+from nyc_collisions_dagster_tests.soda_fake.generator import Row
+from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
+from nyc_collisions_dagster_tests.topology import started_topology
+from nyc_collisions_dagster_tests.ui_api import RUN_ENDED, Webserver
+
+MONTH = DAYS[:30]
+
+
+@pytest.fixture(scope="module")
+def rows() -> dict[str, list[Row]]:
+    return range_rows()
+
+
+@pytest.mark.one_transport  # the processes and the lake are under test, not the API
+def test_two_cli_runs_of_the_same_days_both_run_and_the_lake_stays_exact(
+    make_soda_server: Callable[..., SodaServer],
+    rows: dict[str, list[Row]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = make_soda_server(rows=rows, latency=LATENCY)
+    home = sample_home(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # where the pooled event log keeps its files
+    lake = str(tmp_path / "collisions_raw_data")
+    env = {**os.environ, "COLLISIONS_STORAGE_URL": lake, "SOCRATA_DOMAIN": server.url}
+    # An instance in use, as a user's is: two processes opening a new one at once race to create
+    # its databases (Dagster's, before any run starts; one fails with "table ... already exists").
+    dg.DagsterInstance.get().dispose()
+    reader = LakeReader(lake, rows, MONTH)
+    reader.start()
+    runs = [materialize(env, MONTH) for _ in range(2)]  # within a second
+    for run in runs:
+        _, errors = run.communicate(timeout=300)
+        assert run.returncode == 0, errors[-3000:]
+    reader.stop()
+    assert reader.files_read, "the reader saw no file while the runs wrote"
+    assert_lake_exact(lake, rows, complete=True, days=MONTH)
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records()
+    assert [r.dagster_run.status for r in records] == [dg.DagsterRunStatus.SUCCESS] * 2
+    # Both ran at once: nothing on the sample instance holds a run back for another of the same
+    # days; the pool only caps the steps reading Socrata at once.
+    starts, ends = [r.start_time or 0 for r in records], [r.end_time or 0 for r in records]
+    assert max(starts) < min(ends)
+
+
+@pytest.mark.deploy
+def test_two_backfills_of_the_same_days_through_the_queue_run_one_after_the_other(
+    make_soda_server: Callable[..., SodaServer],
+    rows: dict[str, list[Row]],
+    aws_env: dict[str, str],
+    s3_storage: str,
+    postgres_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    server = make_soda_server(rows=rows, latency=LATENCY)
+    settings = {**aws_env, **postgres_env}
+    with started_topology(server.url, settings, s3_storage, tmp_path) as topology:
+        web = topology.webserver
+        web.wait_until_loaded(timeout=90, alive=topology.assert_running)
+        reader = LakeReader(s3_storage, rows, MONTH)
+        reader.start()
+        # Both asked for within a second, before the daemon starts: its first backfill loop
+        # takes both at once, so the queue, not the loop, decides their order.
+        month = [str(day) for day in MONTH]
+        backfills = [web.launch_backfill(list(DATASETS), month) for _ in range(2)]
+        topology.start_daemon()
+        runs = topology.wait_for(lambda: _one_run_each(web, backfills), 60, "a run a backfill")
+        topology.wait_for(
+            lambda: all(web.run(r)["status"] in RUN_ENDED for r in runs), 240, "both runs"
+        )
+        reader.stop()
+        failed = {r: web.run_errors(r) for r in runs if web.run(r)["status"] != "SUCCESS"}
+        assert not failed, failed
+        # The run queue's limit of one backfill run at a time (dagster/backfill): the second
+        # started after the first ended.
+        first, second = sorted((web.run(r) for r in runs), key=lambda run: run["startTime"])
+        assert second["startTime"] >= first["endTime"]
+        assert reader.files_read, "the reader saw no file while the runs wrote"
+        assert_lake_exact(s3_storage, rows, complete=True, days=MONTH)
+
+
+def _one_run_each(web: Webserver, backfills: list[str]) -> list[str] | None:
+    """The backfills' run ids, once each has its one run."""
+    runs = [[r["runId"] for r in web.backfill_runs(b)] for b in backfills]
+    return [run for [run] in runs] if all(len(r) == 1 for r in runs) else None
