@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pyarrow.fs as pa_fs
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster_tests.outcomes import typed_rows
-from nyc_collisions_dagster_tests.soda_fake.generator import Row, generate
+from nyc_collisions_dagster_tests.soda_fake.generator import FIELDS, Row, generate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -29,6 +30,8 @@ CRASHES_PER_DAY = (20, 40)
 # three datasets land day after day for 5-15 s, so a kill lands partway.
 LATENCY = 0.2
 SLOW = {"resources": {"socrata": {"config": {"page_size": 100, "max_workers": 1}}}}
+# Between a reader's passes over the lake: an analyst's queries, not a loop taking a core.
+_READER_PAUSE_SECONDS = 0.5
 
 
 def range_rows() -> dict[str, list[Row]]:
@@ -85,36 +88,57 @@ def assert_lake_exact(
     rows: dict[str, list[Row]],
     complete: bool = False,
     days: Sequence[date] = DAYS,
+    assets: Sequence[str] = tuple(DATASETS),
 ) -> dict[str, set[date]]:
-    """Every file a reader sees is one of `days` holding exactly the source's rows of that day;
-    `complete`: every day has its file, and no row is there twice. Returns the days with a file."""
+    """Every file of `assets` a reader sees is one of `days` holding exactly the source's rows of
+    that day; `complete`: every day has its file, and no row is there twice. Returns the days
+    with a file."""
     written = {}
-    for asset, dataset in DATASETS.items():
+    for asset in assets:
+        dataset = DATASETS[asset]
         store = ParquetIOManager(storage_url=storage_url).store(asset)
         names = visible_names(storage_url, asset)
-        found = {date.fromisoformat(name.removesuffix(".parquet")) for name in names}
-        assert names == [f"{day}.parquet" for day in sorted(found)], names
-        assert found <= set(days), sorted(found - set(days))
-        keys: list[object] = []
-        for day in sorted(found):
-            table = store.read_one(day.isoformat())
-            assert table.to_pylist() == typed_rows(asset, rows[asset], day), (asset, day)
-            keys += table[dataset.unique_key].to_pylist()
+        found = sorted(date.fromisoformat(name.removesuffix(".parquet")) for name in names)
+        assert names == [f"{day}.parquet" for day in found], names
+        assert set(found) <= set(days), sorted(set(found) - set(days))
+        source = _rows_by_day(asset, rows[asset])
+        # Read as a reader would, a few files at once: S3 answers each in tens of milliseconds.
+        with ThreadPoolExecutor(8) as pool:
+            tables = pool.map(store.read_one, [day.isoformat() for day in found])
+            keys: list[object] = []
+            for day, table in zip(found, tables):
+                expected = typed_rows(asset, source.get(day, []), day)
+                assert table.to_pylist() == expected, (asset, day)
+                keys += table[dataset.unique_key].to_pylist()
         if complete:
-            assert found == set(days), sorted(set(days) - found)
-            expected = sum(len(typed_rows(asset, rows[asset], day)) for day in days)
-            assert len(keys) == len(set(keys)) == expected, asset
-        written[asset] = found
+            assert set(found) == set(days), sorted(set(days) - set(found))
+            expected_rows = sum(len(source.get(day, [])) for day in days)
+            assert len(keys) == len(set(keys)) == expected_rows, asset
+        written[asset] = set(found)
     return written
+
+
+def _rows_by_day(asset: str, rows: list[Row]) -> dict[date, list[Row]]:
+    at = FIELDS[asset].index("crash_date")
+    by_day: dict[date, list[Row]] = {}
+    for row in rows:
+        by_day.setdefault(date.fromisoformat(str(row[at])[:10]), []).append(row)
+    return by_day
 
 
 class LakeReader(threading.Thread):
     """Reads every file a reader sees, again and again until stopped, as an analyst's query
     would while runs write: each must hold exactly the source's rows of its day."""
 
-    def __init__(self, storage_url: str, rows: dict[str, list[Row]], days: Sequence[date]) -> None:
+    def __init__(
+        self,
+        storage_url: str,
+        rows: dict[str, list[Row]],
+        days: Sequence[date],
+        assets: Sequence[str] = tuple(DATASETS),
+    ) -> None:
         super().__init__(daemon=True)
-        self.storage_url, self.rows, self.days = storage_url, rows, days
+        self.storage_url, self.rows, self.days, self.assets = storage_url, rows, days, assets
         self.stopped = threading.Event()
         self.files_read, self.passes = 0, 0
         self.failure: BaseException | None = None
@@ -122,12 +146,15 @@ class LakeReader(threading.Thread):
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
-                written = assert_lake_exact(self.storage_url, self.rows, days=self.days)
+                written = assert_lake_exact(
+                    self.storage_url, self.rows, days=self.days, assets=self.assets
+                )
             except BaseException as failure:  # noqa: BLE001 - reported by stop()
                 self.failure = failure
                 return
             self.files_read += sum(map(len, written.values()))
             self.passes += 1
+            self.stopped.wait(_READER_PAUSE_SECONDS)
 
     def stop(self) -> None:
         """Stop reading; raise what a read found wrong."""

@@ -23,6 +23,7 @@ from nyc_collisions_dagster_tests.range_runs import (
     LATENCY,
     REPO_ROOT,
     SLOW,
+    LakeReader,
     assert_lake_exact,
     materialize,
     range_rows,
@@ -104,7 +105,7 @@ def _slots_held(instance: dg.DagsterInstance, run_id: str) -> int:
 
 
 @pytest.mark.deploy
-def test_a_backfill_whose_run_worker_is_killed_fails_and_failed_and_missing_lands_only_those(
+def test_production_a_killed_backfill_is_finished_by_failed_and_missing_a_doubled_one_waits(
     make_soda_server: Callable[..., SodaServer],
     rows: dict[str, list[Row]],
     aws_env: dict[str, str],
@@ -112,7 +113,9 @@ def test_a_backfill_whose_run_worker_is_killed_fails_and_failed_and_missing_land
     postgres_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    """The production stack: the queue, the daemon and run monitoring on PostgreSQL, S3."""
+    """The production stack (the queue, the daemon and run monitoring on PostgreSQL, S3): a
+    backfill whose run worker is killed fails, and *Failed and missing* lands only the days not
+    recorded; then the same month backfilled twice at once runs one backfill after the other."""
     server = make_soda_server(rows=rows, latency=LATENCY)
     settings = {**aws_env, **postgres_env}
     with started_topology(server.url, settings, s3_storage, tmp_path) as topology:
@@ -168,6 +171,27 @@ def test_a_backfill_whose_run_worker_is_killed_fails_and_failed_and_missing_land
         # Run monitoring gave the dead steps' pool slots back.
         topology.wait_for(lambda: not web.pool(POOL)["activeRunIds"], 30, "the slots freed")
 
+        # A month of crashes twice, asked for within a second, while a reader reads the lake.
+        reader = LakeReader(s3_storage, rows, DAYS, ["crashes"])
+        reader.start()
+        topology.stop_daemon()
+        month = [str(day) for day in DAYS[:30]]
+        doubled = [web.launch_backfill(["crashes"], month) for _ in range(2)]
+        topology.start_daemon()
+        runs = topology.wait_for(lambda: _one_run_each(web, doubled), 60, "a run a backfill")
+        topology.wait_for(
+            lambda: all(web.run(r)["status"] in RUN_ENDED for r in runs), 240, "both runs"
+        )
+        reader.stop()
+        assert reader.files_read, "the reader saw no file while the runs wrote"
+        failed = {r: web.run_errors(r) for r in runs if web.run(r)["status"] != "SUCCESS"}
+        assert not failed, failed
+        # The run queue's limit of one backfill run at a time (dagster/backfill) held the second
+        # until the first ended.
+        first, second = sorted((web.run(r) for r in runs), key=lambda run: run["startTime"])
+        assert second["startTime"] >= first["endTime"]
+        assert_lake_exact(s3_storage, rows, complete=True)
+
 
 def _recorded(web: Webserver) -> dict[str, set[date]]:
     """The days each dataset has recorded as materialized, as its Partitions tab shows them."""
@@ -197,3 +221,9 @@ def _window(where: str) -> set[date]:
         return set()
     start, end = (date.fromisoformat(day) for day in found.groups())
     return days_between(start, end - timedelta(days=1))
+
+
+def _one_run_each(web: Webserver, backfills: list[str]) -> list[str] | None:
+    """The backfills' run ids, once each has its one run."""
+    runs = [[r["runId"] for r in web.backfill_runs(b)] for b in backfills]
+    return [run for [run] in runs] if all(len(r) == 1 for r in runs) else None

@@ -1,6 +1,6 @@
-"""The same days backfilled twice at once: as two CLI processes on the sample instance both run,
-through the production queue the second waits for the first; either way no reader ever sees a
-file half-written or short of a row, and the lake ends exact."""
+"""The same days backfilled twice at once as two CLI processes on the sample instance: both run,
+no reader ever sees a file half-written or short of a row, and the lake ends exact. Through the
+production queue the second waits for the first: test_killed_runs.py shows it on that stack."""
 
 import os
 from collections.abc import Callable
@@ -9,7 +9,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster_tests.range_runs import (
     DAYS,
     LATENCY,
@@ -21,8 +20,6 @@ from nyc_collisions_dagster_tests.range_runs import (
 )
 from nyc_collisions_dagster_tests.soda_fake.generator import Row
 from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
-from nyc_collisions_dagster_tests.topology import started_topology
-from nyc_collisions_dagster_tests.ui_api import RUN_ENDED, Webserver
 
 MONTH = DAYS[:30]
 
@@ -63,45 +60,3 @@ def test_two_cli_runs_of_the_same_days_both_run_and_the_lake_stays_exact(
     # days; the pool only caps the steps reading Socrata at once.
     starts, ends = [r.start_time or 0 for r in records], [r.end_time or 0 for r in records]
     assert max(starts) < min(ends)
-
-
-@pytest.mark.deploy
-def test_two_backfills_of_the_same_days_through_the_queue_run_one_after_the_other(
-    make_soda_server: Callable[..., SodaServer],
-    rows: dict[str, list[Row]],
-    aws_env: dict[str, str],
-    s3_storage: str,
-    postgres_env: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    server = make_soda_server(rows=rows, latency=LATENCY)
-    settings = {**aws_env, **postgres_env}
-    with started_topology(server.url, settings, s3_storage, tmp_path) as topology:
-        web = topology.webserver
-        web.wait_until_loaded(timeout=90, alive=topology.assert_running)
-        reader = LakeReader(s3_storage, rows, MONTH)
-        reader.start()
-        # Both asked for within a second, before the daemon starts: its first backfill loop
-        # takes both at once, so the queue, not the loop, decides their order.
-        month = [str(day) for day in MONTH]
-        backfills = [web.launch_backfill(list(DATASETS), month) for _ in range(2)]
-        topology.start_daemon()
-        runs = topology.wait_for(lambda: _one_run_each(web, backfills), 60, "a run a backfill")
-        topology.wait_for(
-            lambda: all(web.run(r)["status"] in RUN_ENDED for r in runs), 240, "both runs"
-        )
-        reader.stop()
-        failed = {r: web.run_errors(r) for r in runs if web.run(r)["status"] != "SUCCESS"}
-        assert not failed, failed
-        # The run queue's limit of one backfill run at a time (dagster/backfill): the second
-        # started after the first ended.
-        first, second = sorted((web.run(r) for r in runs), key=lambda run: run["startTime"])
-        assert second["startTime"] >= first["endTime"]
-        assert reader.files_read, "the reader saw no file while the runs wrote"
-        assert_lake_exact(s3_storage, rows, complete=True, days=MONTH)
-
-
-def _one_run_each(web: Webserver, backfills: list[str]) -> list[str] | None:
-    """The backfills' run ids, once each has its one run."""
-    runs = [[r["runId"] for r in web.backfill_runs(b)] for b in backfills]
-    return [run for [run] in runs] if all(len(r) == 1 for r in runs) else None
