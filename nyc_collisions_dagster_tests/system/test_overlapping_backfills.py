@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster_tests.range_runs import (
     DAYS,
     LATENCY,
@@ -55,6 +56,14 @@ def test_two_cli_runs_of_the_same_days_both_run_and_the_lake_stays_exact(
     assert_lake_exact(lake, rows, complete=True, days=MONTH)
     with dg.DagsterInstance.get() as instance:
         records = instance.get_run_records()
+        # Each day recorded by both, with one data version: the same rows made the same file.
+        for asset in DATASETS:
+            for day in MONTH:
+                events = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(dg.AssetKey(asset), asset_partitions=[str(day)]), limit=3
+                ).records
+                versions = [e.asset_materialization.tags["dagster/data_version"] for e in events]  # type: ignore[union-attr]
+                assert len(versions) == 2 and len(set(versions)) == 1, (asset, day, versions)
     assert [r.dagster_run.status for r in records] == [dg.DagsterRunStatus.SUCCESS] * 2
     # Both ran at once: nothing on the sample instance holds a run back for another of the same
     # days; the pool only caps the steps reading Socrata at once.
