@@ -179,6 +179,25 @@ def local_storage(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 96 KB tmpfs, mounted for the test (the suite runs as root where it may): a few day
+    files of crashes fit (about 11 KB each), then the disk is full."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
 def resources(soda_server: SodaServer, local_storage: str) -> dict[str, object]:
     return {
         "socrata": SocrataResource(domain=soda_server.url, max_retries=2, backoff_factor=0.05),

@@ -6,6 +6,8 @@ base URL, which pyarrow.fs resolves; `FileSystem.from_uri` honours AWS_ENDPOINT_
 AWS_ENDPOINT_URL.
 """
 
+import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -27,8 +29,26 @@ _TEMPORARY = re.compile(r"^\.?.+\.[0-9a-f]{32}\.tmp$")
 STALE_TEMPORARY_SECONDS = 3600.0
 
 
+# Causes of a failed write that every other write would meet too: a full disk, a folder that
+# cannot be written, refused credentials, a missing bucket. Past one, a range run stops; past any
+# other (S3 answering 503 after the client's retries, a connection cut), it writes the other days.
+_EVERY_WRITE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOTDIR,
+}
+_EVERY_WRITE_S3_ERRORS = ("ACCESS_DENIED", "NO_SUCH_BUCKET", "InvalidAccessKeyId", "NoSuchBucket")
+
+
 class StorageError(RuntimeError):
-    """A partition file could not be written or read."""
+    """A partition file could not be written or read; `every_write`: nor could any other."""
+
+    def __init__(self, message: str, every_write: bool = False) -> None:
+        super().__init__(message)
+        self.every_write = every_write
 
 
 class PartitionStore:
@@ -134,7 +154,9 @@ class PartitionStore:
         try:
             replace_whole(self.fs, self.path(partition_key), contents)
         except (OSError, pa.ArrowException) as exc:
-            raise StorageError(f"Could not write {self.uri(partition_key)}: {exc}") from None
+            raise StorageError(
+                f"Could not write {self.uri(partition_key)}: {exc}", _fails_every_write(exc)
+            ) from None
         return _digest(contents)
 
     def describe(self, partition_key: str) -> tuple[int, str]:
@@ -210,9 +232,22 @@ def replace_whole(fs: pa_fs.FileSystem, path: str, contents: pa.Buffer | bytes) 
     folder, name = path.rsplit("/", 1)
     target = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
     fs.create_dir(folder, recursive=True)
-    with fs.open_output_stream(target) as out:
-        out.write(contents)
-    fs.move(target, path)
+    try:
+        with fs.open_output_stream(target) as out:
+            out.write(contents)
+        fs.move(target, path)
+    except BaseException:
+        # A full disk or a failed rename: what was written of the temporary goes, not to wait
+        # for the next run's sweep.
+        with contextlib.suppress(OSError):
+            fs.delete_file(target)
+        raise
+
+
+def _fails_every_write(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _EVERY_WRITE_ERRNOS:
+        return True
+    return any(code in str(exc) for code in _EVERY_WRITE_S3_ERRORS)
 
 
 def _digest(contents: pa.Buffer | bytes) -> str:

@@ -28,6 +28,9 @@ class ParallelWriter:
         self.store = store
         self.rows: dict[str, int] = {}  # every file submitted
         self.digests: dict[str, str] = {}  # every file written
+        # Files that could not be written, for a cause the other days may escape (a 503 after
+        # the S3 client's retries): the run writes the others, then fails naming these.
+        self.failed: dict[str, StorageError] = {}
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="parquet")
         self._pending: dict[Future[str], str] = {}
         self._untold: list[str] = []  # written, not yet returned by written()
@@ -79,17 +82,22 @@ class ParallelWriter:
         return max(time.monotonic() - self._started, 1e-6)
 
     def _collect(self, done: set[Future[str]]) -> None:
-        failures = []
+        """Take the results of `done`; raise the first failure that every write would meet."""
+        stopping = []
         for future in done:
             key = self._pending.pop(future)
             try:
                 self.digests[key] = future.result()
             except StorageError as exc:
-                failures.append(exc)
+                if exc.every_write:
+                    stopping.append(exc)
+                else:
+                    self.failed[key] = exc
+                    self._log.warning(f"{exc}. The run goes on with the other days.")
             else:
                 self._untold.append(key)
-        if failures:
-            raise failures[0]
+        if stopping:
+            raise stopping[0]
 
     def _maybe_log_progress(self) -> None:
         now = time.monotonic()

@@ -57,6 +57,8 @@ def land(
                             preview = markdown_preview(table)
                     yield from _materializations(store, writer, writer.written(), newest)
             yield from _materializations(store, writer, writer.finish(), newest)
+            if writer.failed:
+                raise _failed_writes(writer.failed)
             if missing := keys - writer.digests.keys():
                 raise StorageError(f"No rows were produced for partitions {sorted(missing)}")
         except Exception as exc:
@@ -117,6 +119,13 @@ def day_materialization(
         },
         tags={_DATA_VERSION_TAG: digest},
     )
+
+
+def _failed_writes(failed: Mapping[str, StorageError]) -> StorageError:
+    """The error of the days that could not be written: the first day's, with how many more."""
+    first = failed[min(failed)]
+    more = f" ({len(failed) - 1} other days could not be written either)" if len(failed) > 1 else ""
+    return StorageError(f"{first}{more}")
 
 
 def _not_written(store: PartitionStore, keys: set[str], written: Iterable[str]) -> str:

@@ -3,10 +3,12 @@ exit, and a last line that names the cause and the setting or argument to fix.""
 
 import os
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from nyc_collisions_dagster_tests.soda_fake.generator import generate
 from nyc_collisions_dagster_tests.soda_fake.processes import free_port
 from nyc_collisions_dagster_tests.system.conftest import MakeRun
 
@@ -90,3 +92,15 @@ def test_a_missing_bucket_is_one_line(
     _assert_one_clear_line(
         run, "S3 bucket 'no-such-bucket' does not exist", "COLLISIONS_STORAGE_URL"
     )
+
+
+@pytest.mark.one_transport  # the disk is under test
+def test_a_full_disk_is_one_line_naming_the_path(
+    tmp_path: Path, run_make: Callable[..., MakeRun], make_soda_server, small_disk: Path
+) -> None:
+    server = make_soda_server(
+        rows=generate(date(2024, 1, 1), date(2024, 3, 1), crashes_per_day=(20, 40))
+    )
+    env = _env(tmp_path, server.url, COLLISIONS_STORAGE_URL=str(small_disk / "raw"))
+    run = run_make("backfill", "FROM=2024-01-01", "TO=2024-02-29", "ASSETS=crashes", env=env)
+    _assert_one_clear_line(run, f"Could not write {small_disk}/raw/crashes/", "No space left")
