@@ -1,11 +1,9 @@
 """Report pages beside the lake: `{reports_url}/{name}`, on a local folder or S3, each written as
 atomically as the lake's files, so a reader sees the old page or the new one, never a part."""
 
-import os
-
 import pyarrow as pa
-import pyarrow.fs as pa_fs
 
+from nyc_collisions_dagster.lake.filesystems import filesystem
 from nyc_collisions_dagster.lake.storage import StorageError, replace_whole
 
 
@@ -14,10 +12,7 @@ class PageStore:
 
     def __init__(self, reports_url: str, setting: str = "the reports URL") -> None:
         self.url, self.setting = reports_url.rstrip("/"), setting
-        if "://" in reports_url:
-            self.fs, root = pa_fs.FileSystem.from_uri(reports_url)
-        else:
-            self.fs, root = pa_fs.LocalFileSystem(), os.path.abspath(reports_url)
+        self.fs, root = filesystem(reports_url)
         self.root = root.rstrip("/")
 
     def uri(self, name: str) -> str:

@@ -2,8 +2,7 @@
 
 Raw days are `{storage_url}/{asset}/{YYYY-MM-DD}.parquet`; processed months are
 `{storage_url}/{asset}/year=YYYY/month=MM/{YYYY-MM}.parquet`. Local and S3 differ only in the
-base URL, which pyarrow.fs resolves; `FileSystem.from_uri` honours AWS_ENDPOINT_URL_S3 and
-AWS_ENDPOINT_URL.
+base URL, which filesystems.py resolves.
 """
 
 import contextlib
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
 
+from nyc_collisions_dagster.lake.filesystems import S3_ATTEMPTS, filesystem
 from nyc_collisions_dagster.listing import first_and_more
 
 # A write's temporary: `.{name}.{32 hex}.tmp`, or `{name}.{32 hex}.tmp` as older versions named it.
@@ -57,18 +57,17 @@ class PartitionStore:
     # Snappy: a day file encodes in about half the time zstd takes, for slightly larger files.
     compression = "snappy"
 
-    def __init__(self, storage_url: str, asset: str, setting: str = "the storage URL") -> None:
+    def __init__(
+        self,
+        storage_url: str,
+        asset: str,
+        setting: str = "the storage URL",
+        s3_attempts: int = S3_ATTEMPTS,
+    ) -> None:
         """`setting` names where `storage_url` came from, for the errors that say what to fix."""
         self.asset, self.setting = asset, setting
         self.url = f"{storage_url.rstrip('/')}/{asset}"
-        if storage_url.startswith("s3://"):
-            # Delayed open makes a small object one PutObject instead of a three-call multipart.
-            sep = "&" if "?" in storage_url else "?"
-            self.fs, root = pa_fs.FileSystem.from_uri(f"{storage_url}{sep}allow_delayed_open=true")
-        elif "://" in storage_url:
-            self.fs, root = pa_fs.FileSystem.from_uri(storage_url)
-        else:
-            self.fs, root = pa_fs.LocalFileSystem(), os.path.abspath(storage_url)
+        self.fs, root = filesystem(storage_url, s3_attempts)
         self.root = f"{root.rstrip('/')}/{asset}"
         self.is_local = isinstance(self.fs, pa_fs.LocalFileSystem)
 

@@ -10,6 +10,9 @@ import pyarrow as pa
 from nyc_collisions_dagster.lake.storage import PartitionStore, StorageError
 
 _PROGRESS_EVERY_SECONDS = 10.0
+# Failed writes in a row, none written between them, after which a range stops: whatever the
+# cause, the storage is refusing every write, and each would spend its retries to learn it.
+STOP_AFTER_FAILED_IN_A_ROW = 5
 
 
 class ParallelWriter:
@@ -31,6 +34,7 @@ class ParallelWriter:
         # Files that could not be written, for a cause the other days may escape (a 503 after
         # the S3 client's retries): the run writes the others, then fails naming these.
         self.failed: dict[str, StorageError] = {}
+        self._failed_in_a_row = 0
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="parquet")
         self._pending: dict[Future[str], str] = {}
         self._untold: list[str] = []  # written, not yet returned by written()
@@ -89,12 +93,18 @@ class ParallelWriter:
             try:
                 self.digests[key] = future.result()
             except StorageError as exc:
+                self._failed_in_a_row += 1
                 if exc.every_write:
                     stopping.append(exc)
+                elif self._failed_in_a_row >= STOP_AFTER_FAILED_IN_A_ROW:
+                    stopping.append(
+                        StorageError(f"{self._failed_in_a_row} writes failed in a row: {exc}", True)
+                    )
                 else:
                     self.failed[key] = exc
                     self._log.warning(f"{exc}. The run goes on with the other days.")
             else:
+                self._failed_in_a_row = 0
                 self._untold.append(key)
         if stopping:
             raise stopping[0]

@@ -12,6 +12,7 @@ from nyc_collisions_dagster.constants import (
     PROCESSED_URL_ENV,
     STORAGE_URL_ENV,
 )
+from nyc_collisions_dagster.lake.filesystems import S3_ATTEMPTS
 from nyc_collisions_dagster.lake.storage import MonthStore, PartitionStore
 from nyc_collisions_dagster.lake.summaries import SummaryStore
 
@@ -33,6 +34,13 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         description="Files uploaded at once. Each S3 upload holds its own buffers: more writers "
         "cost memory and gain little, as fetching is the slower side.",
     )
+    s3_attempts: int = Field(
+        default=S3_ATTEMPTS,
+        gt=0,
+        description="Attempts of each S3 request, the first included, backing off exponentially "
+        "between them: 5 ride out about 15 s of 503 SlowDown or cut connections. Past them the "
+        "day fails, and the range goes on with the others.",
+    )
 
     @property
     def url(self) -> str:
@@ -40,7 +48,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     def store(self, asset: str) -> PartitionStore:
         setting = "the io_manager's storage_url" if self.storage_url else STORAGE_URL_ENV
-        return PartitionStore(self.url, asset, setting)
+        return PartitionStore(self.url, asset, setting, self.s3_attempts)
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         # The raw assets write each day themselves and record it as it is written (landing.py);
