@@ -42,7 +42,11 @@ def land(
     """
     keys = set(context.partition_keys)
     newest = max(keys)
-    if swept := store.ensure_writable():
+    try:
+        swept = store.ensure_writable()
+    except StorageError as exc:
+        raise LandingError(f"{store.asset}: no day written.") from _told(exc)
+    if swept:
         context.log.info(swept_message(store, swept))
     preview: dg.MarkdownMetadataValue | None = None
     # Each file written wakes the loop below, which records its event at once.
@@ -65,7 +69,7 @@ def land(
             yield from _materializations(store, writer, writer.abandon(), newest)
             if newest in writer.digests:
                 yield _materialization(store, writer, newest)
-            raise LandingError(_not_written(store, keys, writer.digests)) from exc
+            raise LandingError(_not_written(store, keys, writer.digests)) from _told(exc)
     summary = {
         "run_partitions": len(writer.rows),
         "run_rows": sum(writer.rows.values()),
@@ -119,6 +123,13 @@ def day_materialization(
         },
         tags={_DATA_VERSION_TAG: digest},
     )
+
+
+def _told(exc: Exception) -> Exception:
+    """`exc`, without its stack if its message says it all (a StorageError names the path and
+    the cause). Dagster prints a failed step's error chain with the stack of each exception, the
+    root cause's last: without one, its message is the last line printed, not a screen above."""
+    return exc.with_traceback(None) if isinstance(exc, StorageError) else exc
 
 
 def _failed_writes(failed: Mapping[str, StorageError]) -> StorageError:

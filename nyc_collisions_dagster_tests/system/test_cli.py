@@ -113,3 +113,34 @@ def test_dagster_cli_validates_the_definitions(tmp_path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Validation successful" in done.stdout + done.stderr
+
+
+def _assert_clear_line_at_the_end(done: subprocess.CompletedProcess, *words: str) -> None:
+    """Among the last 20 lines, one names every word, and no stack trace follows it."""
+    assert done.returncode != 0
+    lines = (done.stdout + done.stderr).splitlines()
+    found = [i for i, line in enumerate(lines) if all(word in line for word in words)]
+    assert found and found[-1] >= len(lines) - 20, "\n".join(lines[-40:])
+    after = "\n".join(lines[found[-1] :])
+    assert "Stack Trace:" not in after and "Traceback" not in after, after
+
+
+@pytest.mark.one_transport  # the disk is under test
+def test_a_full_disk_ends_the_output_with_the_path_and_the_cause(cli_env, small_disk: Path) -> None:
+    env = {**cli_env, "COLLISIONS_STORAGE_URL": str(small_disk / "raw")}
+    done = _materialize(env, "--select", "persons", "--partition-range", "2024-01-01...2024-01-10")
+    _assert_clear_line_at_the_end(
+        done, f"Could not write {small_disk}/raw/persons/", "No space left on device"
+    )
+
+
+@pytest.mark.one_transport
+def test_a_lake_under_a_file_ends_the_output_with_the_path_and_the_cause(
+    cli_env, tmp_path: Path
+) -> None:
+    (tmp_path / "a_file").write_text("not a folder")
+    env = {**cli_env, "COLLISIONS_STORAGE_URL": str(tmp_path / "a_file" / "raw")}
+    done = _materialize(env, "--select", "crashes", "--partition", "2024-01-03")
+    _assert_clear_line_at_the_end(
+        done, f"Cannot create {tmp_path}/a_file/raw/crashes", "Not a directory"
+    )
