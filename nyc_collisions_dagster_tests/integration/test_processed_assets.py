@@ -215,3 +215,38 @@ def test_the_current_month_is_a_partition_of_the_days_up_to_yesterday() -> None:
     days = sorted(upstream.partitions_subset.get_partition_keys())
     assert days[0] == "2026-11-01" and days[-1] == "2026-11-17" and len(days) == 17
     assert not upstream.required_but_nonexistent_subset.get_partition_keys()
+
+
+def test_a_month_that_cannot_be_written_fails_alone_and_the_others_are_recorded(
+    both_layers, raw_months, tmp_path
+) -> None:
+    _copy_raw(raw_months, tmp_path)
+    processed = tmp_path / "collisions_processed_data"
+    # A folder where March's crashes file goes: that write fails, and no other would.
+    _month_file(processed, "crashes", "2024-03").mkdir(parents=True)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [processed_tables],
+        resources=both_layers,
+        tags=_range("2024-02", "2024-04"),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    message = failure_message(result)
+    assert "8 of 9 months written and materialized; not written: crashes 2024-03." in message
+    assert f"Could not write {_month_file(processed, 'crashes', '2024-03')}" in message
+    for name in NAMES:
+        recorded = instance.get_materialized_partitions(processed_key(name))
+        expected = {"2024-02", "2024-04"} if name == "crashes" else set(MONTHS)
+        assert recorded == expected, name
+        for month in expected:
+            assert _month_file(processed, name, month).is_file()
+
+    # Once the cause is gone, the failed partition completes the range.
+    _month_file(processed, "crashes", "2024-03").rmdir()
+    again = dg.materialize(
+        [processed_tables], resources=both_layers, partition_key="2024-03", instance=instance
+    )
+    assert again.success
+    assert instance.get_materialized_partitions(processed_key("crashes")) == set(MONTHS)
