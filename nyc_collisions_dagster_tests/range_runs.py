@@ -48,12 +48,15 @@ def sample_home(folder: Path) -> Path:
 
 
 def materialize(
-    env: dict[str, str], days: Sequence[date] = DAYS, config: dict | None = None
+    env: dict[str, str],
+    days: Sequence[date] = DAYS,
+    config: dict | None = None,
+    assets: Sequence[str] = tuple(DATASETS),
 ) -> subprocess.Popen[str]:
-    """`dagster asset materialize` of the three datasets over `days`, in its own process group as
-    a shell runs it, so that a kill takes its step processes too."""
+    """`dagster asset materialize` of `assets` over `days`, in its own process group as a shell
+    runs it, so that a kill takes its step processes too."""
     command = [DAGSTER, "asset", "materialize", "-m", "nyc_collisions_dagster.definitions"]
-    command += ["--select", ",".join(DATASETS)]
+    command += ["--select", ",".join(assets)]
     command += ["--partition-range", f"{days[0]}...{days[-1]}"]
     command += ["--config-json", json.dumps(config)] if config else []
     return subprocess.Popen(

@@ -7,8 +7,12 @@ import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 
+# On the default transport, as the README's user runs it: SODA3 is the same client under the
+# same command, tested with each asset in the integration tier.
+@pytest.mark.one_transport
 def test_make_run_lands_a_month_raw_and_processed_then_queries_it(
     month_server, tmp_path, run_make
 ) -> None:

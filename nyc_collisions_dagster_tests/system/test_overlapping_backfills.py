@@ -9,7 +9,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster_tests.range_runs import (
     DAYS,
     LATENCY,
@@ -23,6 +22,7 @@ from nyc_collisions_dagster_tests.soda_fake.generator import Row
 from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
 
 MONTH = DAYS[:30]
+CRASHES = ["crashes"]  # a step per run: the overlap is the runs', whatever their assets
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +45,19 @@ def test_two_cli_runs_of_the_same_days_both_run_and_the_lake_stays_exact(
     # An instance in use, as a user's is: two processes opening a new one at once race to create
     # its databases (Dagster's, before any run starts; one fails with "table ... already exists").
     dg.DagsterInstance.get().dispose()
-    reader = LakeReader(lake, rows, MONTH)
+    reader = LakeReader(lake, rows, MONTH, CRASHES)
     reader.start()
-    runs = [materialize(env, MONTH) for _ in range(2)]  # within a second
+    runs = [materialize(env, MONTH, assets=CRASHES) for _ in range(2)]  # within a second
     for run in runs:
         _, errors = run.communicate(timeout=300)
         assert run.returncode == 0, errors[-3000:]
     reader.stop()
     assert reader.files_read, "the reader saw no file while the runs wrote"
-    assert_lake_exact(lake, rows, complete=True, days=MONTH)
+    assert_lake_exact(lake, rows, complete=True, days=MONTH, assets=CRASHES)
     with dg.DagsterInstance.get() as instance:
         records = instance.get_run_records()
         # Each day recorded by both, with one data version: the same rows made the same file.
-        for asset in DATASETS:
+        for asset in CRASHES:
             for day in MONTH:
                 events = instance.fetch_materializations(
                     dg.AssetRecordsFilter(dg.AssetKey(asset), asset_partitions=[str(day)]), limit=3
