@@ -22,6 +22,7 @@ from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager, Proces
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests import real_data
 from nyc_collisions_dagster_tests.postgres import PostgresServer
+from nyc_collisions_dagster_tests.s3_faults import S3FaultProxy
 from nyc_collisions_dagster_tests.soda_fake.generator import DATASET_IDS, FIELDS, Row, generate
 from nyc_collisions_dagster_tests.soda_fake.processes import (
     MOTO_CREDENTIALS,
@@ -171,6 +172,18 @@ def s3_storage(aws_env: dict[str, str]) -> str:
     if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
         s3.create_bucket(Bucket=BUCKET)
     return f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}/collisions_raw_data"
+
+
+@pytest.fixture
+def s3_fault_proxy(
+    moto_endpoint: str, s3_storage: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[S3FaultProxy]:
+    """A fault-injecting proxy in front of moto, started, as the lake's S3 endpoint in this
+    process (the bucket already made on moto); faults off until a test sets them."""
+    proxy = S3FaultProxy(moto_endpoint, seed=1).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    yield proxy
+    proxy.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 ride out a low rate of 503 SlowDown and cut connections; a day S3 keeps refusing fails alone,
 with no object a reader could see, while the range writes and records the others."""
 
-from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
@@ -16,7 +15,6 @@ from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster.resources.socrata import SocrataResource
 from nyc_collisions_dagster_tests.outcomes import failure_message
 from nyc_collisions_dagster_tests.range_runs import DAYS, assert_lake_exact, range_rows
-from nyc_collisions_dagster_tests.s3_faults import S3FaultProxy
 from nyc_collisions_dagster_tests.soda_fake.generator import Row
 
 CRASHES = dg.AssetKey("crashes")
@@ -30,17 +28,6 @@ TAGS = {
 @pytest.fixture(scope="module")
 def rows() -> dict[str, list[Row]]:
     return range_rows()
-
-
-@pytest.fixture
-def proxy(
-    moto_endpoint: str, s3_storage: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[S3FaultProxy]:
-    """The proxy, started, as the lake's S3 endpoint (the bucket already made on moto)."""
-    proxy = S3FaultProxy(moto_endpoint, seed=1).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
-    yield proxy
-    proxy.stop()
 
 
 def _resources(server, s3_storage: str) -> dict[str, object]:
@@ -57,8 +44,9 @@ def _recorded(instance: dg.DagsterInstance) -> set[date]:
 
 @pytest.mark.one_transport  # the writes are under test, not the API
 def test_a_low_rate_of_refused_writes_is_ridden_out_by_the_retries(
-    make_soda_server, rows, s3_storage, proxy
+    make_soda_server, rows, s3_storage, s3_fault_proxy
 ) -> None:
+    proxy = s3_fault_proxy
     proxy.rate = 0.3
     server = make_soda_server(rows=rows)
     done = dg.materialize([crashes], resources=_resources(server, s3_storage), tags=TAGS)
@@ -69,8 +57,9 @@ def test_a_low_rate_of_refused_writes_is_ridden_out_by_the_retries(
 
 @pytest.mark.one_transport
 def test_a_day_s3_keeps_refusing_fails_alone_and_is_never_half_there(
-    make_soda_server, rows, s3_storage, proxy
+    make_soda_server, rows, s3_storage, s3_fault_proxy
 ) -> None:
+    proxy = s3_fault_proxy
     refused = TEN_DAYS[4]
     proxy.refused = (f"crashes/{refused}.parquet",)
     server = make_soda_server(rows=rows)
@@ -99,7 +88,8 @@ def test_a_day_s3_keeps_refusing_fails_alone_and_is_never_half_there(
     assert _recorded(instance) == set(TEN_DAYS)
 
 
-def test_a_multipart_upload_with_parts_refused_ends_whole(s3_storage, proxy) -> None:
+def test_a_multipart_upload_with_parts_refused_ends_whole(s3_storage, s3_fault_proxy) -> None:
+    proxy = s3_fault_proxy
     # 16 MB of incompressible numbers: past the client's part size, so an upload of parts.
     numbers = np.random.default_rng(0).integers(0, 2**62, 2_000_000)
     table = pa.table({"n": numbers})
@@ -113,8 +103,9 @@ def test_a_multipart_upload_with_parts_refused_ends_whole(s3_storage, proxy) -> 
 
 @pytest.mark.one_transport
 def test_a_storage_refusing_every_write_stops_the_range_after_a_few(
-    make_soda_server, rows, s3_storage, proxy
+    make_soda_server, rows, s3_storage, s3_fault_proxy
 ) -> None:
+    proxy = s3_fault_proxy
     proxy.refused = ("/crashes/",)
     server = make_soda_server(rows=rows)
     sixty_days = {

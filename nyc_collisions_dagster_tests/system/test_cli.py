@@ -1,5 +1,6 @@
 """`dagster asset materialize` as users run it, in a subprocess, on the test server and moto."""
 
+import json
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -143,4 +144,21 @@ def test_a_lake_under_a_file_ends_the_output_with_the_path_and_the_cause(
     done = _materialize(env, "--select", "crashes", "--partition", "2024-01-03")
     _assert_clear_line_at_the_end(
         done, f"Cannot create {tmp_path}/a_file/raw/crashes", "Not a directory"
+    )
+
+
+@pytest.mark.one_transport
+def test_a_day_s3_keeps_refusing_ends_the_output_with_the_object_and_the_cause(
+    cli_env, aws_env, s3_storage, s3_fault_proxy
+) -> None:
+    s3_fault_proxy.refused = ("crashes/2024-01-03.parquet",)
+    env = {**cli_env, **aws_env, "COLLISIONS_STORAGE_URL": s3_storage}
+    env["AWS_ENDPOINT_URL_S3"] = s3_fault_proxy.url
+    two_attempts = {"resources": {"io_manager": {"config": {"s3_attempts": 2}}}}
+    done = _materialize(
+        env, "--select", "crashes", "--partition-range", "2024-01-01...2024-01-05",
+        "--config-json", json.dumps(two_attempts),
+    )  # fmt: skip
+    _assert_clear_line_at_the_end(
+        done, f"Could not write {s3_storage}/crashes/2024-01-03.parquet", "SLOW_DOWN"
     )
