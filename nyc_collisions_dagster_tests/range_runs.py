@@ -3,6 +3,7 @@ overlap partway, started as a shell starts it, and what the lake and the instanc
 during and after, on a local folder or S3."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import boto3
 import dagster as dg
 import pyarrow.fs as pa_fs
+import pytest
 
 from nyc_collisions_dagster.constants import DATASETS
 from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
@@ -31,7 +33,7 @@ CRASHES_PER_DAY = (20, 40)
 LATENCY = 0.2
 SLOW = {"resources": {"socrata": {"config": {"page_size": 100, "max_workers": 1}}}}
 # Between a reader's passes over the lake: an analyst's queries, not a loop taking a core.
-_READER_PAUSE_SECONDS = 0.5
+_READER_PAUSE_SECONDS = 1.0
 
 
 def range_rows() -> dict[str, list[Row]]:
@@ -39,12 +41,16 @@ def range_rows() -> dict[str, list[Row]]:
     return generate(DAYS[0], END, crashes_per_day=CRASHES_PER_DAY)
 
 
-def sample_home(folder: Path) -> Path:
-    """A DAGSTER_HOME with the sample instance config, as `make` gives it."""
+def shell_settings(folder: Path, socrata: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A user's shell, as `make` sets it: DAGSTER_HOME with the sample instance config (set in
+    this process too, where the pooled event log finds its files), the lake in a folder under
+    `folder` and Socrata at `socrata`."""
     home = folder / "dagster_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    return home
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    lake = str(folder / "collisions_raw_data")
+    return {**os.environ, "COLLISIONS_STORAGE_URL": lake, "SOCRATA_DOMAIN": socrata}
 
 
 def materialize(

@@ -28,7 +28,7 @@ from nyc_collisions_dagster_tests.range_runs import (
     materialize,
     range_rows,
     recorded,
-    sample_home,
+    shell_settings,
 )
 from nyc_collisions_dagster_tests.soda_fake.generator import Row
 from nyc_collisions_dagster_tests.soda_fake.processes import process_tree
@@ -63,11 +63,9 @@ def test_a_cli_range_killed_by_sigkill_loses_nothing_and_make_backfill_lands_it_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = make_soda_server(rows=rows, latency=LATENCY)
-    home = sample_home(tmp_path)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))  # where the pooled event log keeps its files
-    lake = str(tmp_path / "collisions_raw_data")
-    env = {**os.environ, "COLLISIONS_STORAGE_URL": lake, "SOCRATA_DOMAIN": server.url}
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    env = shell_settings(tmp_path, server.url, monkeypatch)
+    lake = env["COLLISIONS_STORAGE_URL"]
+    with dg.DagsterInstance.get() as instance:
         kill_once_days_are_recorded(materialize(env, config=SLOW), instance)
 
         # Whatever a reader sees is a whole day with exactly the source's rows.

@@ -2,7 +2,6 @@
 no reader ever sees a file half-written or short of a row, and the lake ends exact. Through the
 production queue the second waits for the first: test_killed_runs.py shows it on that stack."""
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from nyc_collisions_dagster_tests.range_runs import (
     assert_lake_exact,
     materialize,
     range_rows,
-    sample_home,
+    shell_settings,
 )
 from nyc_collisions_dagster_tests.soda_fake.generator import Row
 from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
@@ -38,10 +37,8 @@ def test_two_cli_runs_of_the_same_days_both_run_and_the_lake_stays_exact(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = make_soda_server(rows=rows, latency=LATENCY)
-    home = sample_home(tmp_path)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))  # where the pooled event log keeps its files
-    lake = str(tmp_path / "collisions_raw_data")
-    env = {**os.environ, "COLLISIONS_STORAGE_URL": lake, "SOCRATA_DOMAIN": server.url}
+    env = shell_settings(tmp_path, server.url, monkeypatch)
+    lake = env["COLLISIONS_STORAGE_URL"]
     # An instance in use, as a user's is: two processes opening a new one at once race to create
     # its databases (Dagster's, before any run starts; one fails with "table ... already exists").
     dg.DagsterInstance.get().dispose()
