@@ -33,6 +33,9 @@ _UNFINISHED = [
     dg.DagsterRunStatus.CANCELING,
 ]
 _LARGEST = 3  # differing days named in the tick's summary
+# Unrecorded days recorded per tick: each file is read whole, so a lake that another instance
+# landed is adopted over a few ticks, each well within a sensor evaluation's time limit.
+MAX_RECORDED_PER_TICK = 200
 
 
 @dg.sensor(
@@ -53,17 +56,21 @@ def reconciliation_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     ):
         comparisons = compare(client, context.instance, datasets, sorted(history))
         busy = days_in_progress(context.instance)
-        found = [
-            event
-            for c in comparisons
-            for event in unrecorded(io_manager.store(c.asset), history, c.landed, busy[c.asset])
-        ]
+        found: list[dg.AssetMaterialization] = []
+        left = 0
+        for c in comparisons:
+            store = io_manager.store(c.asset)
+            events, more = unrecorded(
+                store, history, c.landed, busy[c.asset], MAX_RECORDED_PER_TICK - len(found)
+            )
+            found, left = found + events, left + more
     summary = _summary(comparisons, busy)
     if found:
         # Compared with the source on the next tick, once they are recorded.
         named = [f"{e.asset_key.to_user_string()} {e.partition}" for e in found]
         summary += f"; recorded {len(found):,} landed days that no run had recorded: "
         summary += first_and_more(named)
+        summary += f" ({left:,} more on the next ticks)" if left else ""
     context.log.info(summary)
     wanted = {c.asset: set(c.differing) - busy[c.asset] for c in comparisons}
     wanted = {name: days for name, days in wanted.items() if days}

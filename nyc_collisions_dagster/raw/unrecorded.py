@@ -19,14 +19,15 @@ _FOUND_BY = "reconciliation_sensor: the file was written by a run that died befo
 
 
 def unrecorded(
-    store: PartitionStore, days: Set[date], recorded: Set[date], busy: Set[date]
-) -> list[dg.AssetMaterialization]:
-    """The materializations of the `days` that have a file and no record, read from their files.
-    `busy` days are left to the run that may still be writing or recording them."""
+    store: PartitionStore, days: Set[date], recorded: Set[date], busy: Set[date], limit: int
+) -> tuple[list[dg.AssetMaterialization], int]:
+    """The materializations of the first `limit` of `days` that have a file and no record, read
+    from their files, and how many more there are. `busy` days are left to the run that may
+    still be writing or recording them."""
     found = sorted((store.partition_days() & days) - recorded - busy)
     events = []
-    for day in found:
+    for day in found[:limit]:
         key = day.isoformat()
         rows, digest = store.describe(key)
         events.append(day_materialization(store, key, rows, digest, {"found_by": _FOUND_BY}))
-    return events
+    return events, len(found) - len(events)

@@ -230,9 +230,15 @@ def test_days_a_killed_run_wrote_but_never_recorded_are_recorded_from_their_file
 def test_an_unrecorded_day_that_a_run_in_progress_may_record_is_left_to_it(landed) -> None:
     store = landed.resources["io_manager"].store("crashes")
     days = {date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)}
-    found = unrecorded(store, days, recorded={date(2024, 1, 1)}, busy={date(2024, 1, 2)})
+    found, more = unrecorded(
+        store, days, recorded={date(2024, 1, 1)}, busy={date(2024, 1, 2)}, limit=10
+    )
+    assert more == 0
     assert [event.partition for event in found] == ["2024-01-03"]
     assert found[0].metadata["dagster/row_count"].value == store.row_count("2024-01-03")
+    # A tick records at most its limit, the earliest first, and counts the others.
+    first, more = unrecorded(store, days, recorded=set(), busy=set(), limit=1)
+    assert [event.partition for event in first] == ["2024-01-01"] and more == 2
 
 
 def test_the_check_fails_naming_the_days_and_passes_once_they_are_rematerialized(landed) -> None:
