@@ -96,16 +96,22 @@ class Topology:
             ],
         )
 
-    def _start(self, name: str, command: list[str]) -> None:
+    def _start(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> None:
+        # Each start of a server logs to a file of its own: a restarted daemon keeps the log
+        # of the one before it.
+        starts = sum(1 for _ in self.logs.glob(f"{name}*.log"))
+        log = self.logs / (f"{name}.log" if not starts else f"{name}.{starts + 1}.log")
         self.servers[name] = ServerProcess(
-            [BIN / command[0], *command[1:]], self.env, self.logs / f"{name}.log", cwd=self.home
+            [BIN / command[0], *command[1:]], {**self.env, **(env or {})}, log, cwd=self.home
         )
 
-    def start_daemon(self) -> None:
-        self._start("daemon", ["dagster-daemon", "run", "-w", "workspace.yaml"])
+    def start_daemon(self, env: Mapping[str, str] | None = None) -> None:
+        """The daemon, with `env` added to the servers' environment (a clock of its own)."""
+        self._start("daemon", ["dagster-daemon", "run", "-w", "workspace.yaml"], env)
 
-    def stop_daemon(self) -> None:
-        self.servers.pop("daemon").stop()
+    def stop_daemon(self, grace: float = 30) -> None:
+        """SIGTERM, then SIGKILL if it is still there after `grace` seconds, as a deploy does."""
+        self.servers.pop("daemon").stop(grace)
 
     def wait_for(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
         """`condition()`'s first true value, checked every half second while the servers run."""

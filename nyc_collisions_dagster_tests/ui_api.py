@@ -104,6 +104,24 @@ query PartitionRanges($assetKey: AssetKeyInput!) {
     ... on AssetNode { assetPartitionStatuses { __typename
         ... on TimePartitionStatuses { ranges { status startKey endKey } } } } } }
 """
+# A schedule's or sensor's toggle, and its tick history as the instigator's page lists it.
+START_SCHEDULE = """
+mutation Start($selector: ScheduleSelector!) { startSchedule(scheduleSelector: $selector) {
+  __typename ... on ScheduleStateResult { scheduleState { status } } ... on Error { message }
+  ... on PythonError { message } } }
+"""
+START_SENSOR = """
+mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
+  __typename ... on Sensor { sensorState { status } } ... on Error { message }
+  ... on PythonError { message } } }
+"""
+TICKS = """
+query Ticks($selector: InstigationSelector!) {
+  instigationStateOrError(instigationSelector: $selector) { __typename
+    ... on InstigationState { ticks(limit: 25) { status timestamp cursor runIds skipReason
+        error { message } } }
+    ... on Error { message } ... on PythonError { message } } }
+"""
 FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 RUN_ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
 # Definitions are served as one repository of this name.
@@ -198,8 +216,33 @@ class Webserver:
         return self.graphql(BACKFILL, id=backfill_id)["partitionBackfillOrError"].get("status")
 
     def backfill_runs(self, backfill_id: str) -> list[dict[str, Any]]:
-        runs = self.graphql(RUNS, tags=[{"key": "dagster/backfill", "value": backfill_id}])
-        return runs["runsOrError"]["results"]
+        return self.runs_tagged({"dagster/backfill": backfill_id})
+
+    def runs_tagged(self, tags: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The runs with all of `tags`, newest first, each with its tags as a dict."""
+        runs = self.graphql(RUNS, tags=_tags(tags))["runsOrError"]["results"]
+        return [{**run, "tags": {tag["key"]: tag["value"] for tag in run["tags"]}} for run in runs]
+
+    def start_schedule(self, name: str) -> None:
+        selector = {**self._repository, "scheduleName": name}
+        started = self.graphql(START_SCHEDULE, selector=selector)["startSchedule"]
+        assert started.get("scheduleState", {}).get("status") == "RUNNING", started
+
+    def start_sensor(self, name: str) -> None:
+        selector = {**self._repository, "sensorName": name}
+        started = self.graphql(START_SENSOR, selector=selector)["startSensor"]
+        assert started.get("sensorState", {}).get("status") == "RUNNING", started
+
+    def ticks(self, name: str) -> list[dict[str, Any]]:
+        """The schedule's or sensor's ticks, oldest first, as the instance keeps them."""
+        selector = {**self._repository, "name": name}
+        state = self.graphql(TICKS, selector=selector)["instigationStateOrError"]
+        assert state["__typename"] == "InstigationState", state
+        return state["ticks"][::-1]
+
+    @property
+    def _repository(self) -> dict[str, str]:
+        return {"repositoryLocationName": self.location, "repositoryName": REPOSITORY}
 
     def run_errors(self, run_id: str) -> list[str]:
         """The error messages of a run's events, to explain a run that did not succeed."""

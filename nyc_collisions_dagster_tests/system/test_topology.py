@@ -160,10 +160,9 @@ def test_production_topology_on_one_machine(
     assert len(workers) == len(everything) and not workers & topology.server_pids()
     for days, [run] in zip(BACKFILLS, backfill_runs):
         assert sorted(key["path"][-1] for key in run["assetSelection"]) == sorted(ASSETS)
-        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
         assert (
-            tags["dagster/asset_partition_range_start"],
-            tags["dagster/asset_partition_range_end"],
+            run["tags"]["dagster/asset_partition_range_start"],
+            run["tags"]["dagster/asset_partition_range_end"],
         ) == (days[0], days[-1])
     assert web.run(scheduled)["tags"]["dagster/partition"] == TICK_DAY
 
