@@ -127,11 +127,10 @@ def test_ui_backfill_lands_every_day_in_a_single_run_then_automation_builds_the_
     # backfill is a single run of the three assets over the month's range.
     assert len(runs) == 1, runs
     run = runs[0]
-    tags = {tag["key"]: tag["value"] for tag in run["tags"]}
     assert run["status"] == "SUCCESS"
     assert sorted(key["path"][-1] for key in run["assetSelection"]) == sorted(ASSETS)
-    assert tags["dagster/asset_partition_range_start"] == DAYS[0]
-    assert tags["dagster/asset_partition_range_end"] == DAYS[-1]
+    assert run["tags"]["dagster/asset_partition_range_start"] == DAYS[0]
+    assert run["tags"]["dagster/asset_partition_range_end"] == DAYS[-1]
 
     s3 = boto3.client("s3")
     bucket, prefix = s3_storage.removeprefix("s3://").split("/", 1)
