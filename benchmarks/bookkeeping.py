@@ -40,14 +40,24 @@ class Case:
     # records its days at the end, a batch at a time (settings.batch): no progress during the
     # run, and no day recorded if it is killed.
     batched: bool = False
+    # The project's group commit: the days written since the body last looked, recorded as one
+    # batch of events (raw/recording.py), stored whole when settings.batch is set.
+    grouped: bool = False
 
     @property
     def asset(self) -> str:
-        return "days_at_the_end" if self.batched else "days"
+        return "days_at_the_end" if self.batched else "days_grouped" if self.grouped else "days"
 
     @property
     def how(self) -> str:
-        return self.settings.label + (", recorded at the end" if self.batched else "")
+        ending = ", recorded at the end" if self.batched else ""
+        return self.settings.label + (", recorded a wake-up at a time" if self.grouped else ending)
+
+    @property
+    def stamped_when_built(self) -> bool:
+        """Whether its events are stamped before they are stored, so that only the wall tells
+        what storing them cost."""
+        return self.batched or self.grouped
 
     @property
     def label(self) -> str:
@@ -72,6 +82,7 @@ def cases() -> Iterator[Case]:
         for settings in (Settings(), Settings(subset=True)):
             for pooled in (False, True):
                 yield Case(storage, pooled, settings)
+        yield Case(storage, True, Settings(subset=True, batch=1000), grouped=True)
         yield Case(storage, True, Settings(subset=True, batch=1000), batched=True)
 
 
@@ -130,12 +141,12 @@ def markdown(best: dict[Case, Measured], days: int, repeats: int) -> str:
     rows = [
         f"| {case.storage} | {'pooled' if case.pooled else 'stock'} | "
         f"{case.how} | {found.one_day:.2f} | {found.days:.2f} | "
-        f"{'–' if case.batched else f'{found.spacing_ms:.1f}'} | "
+        f"{'–' if case.stamped_when_built else f'{found.spacing_ms:.1f}'} | "
         f"{found.per_day_ms(days):.1f} | {found.peak_rss_mb:.0f} | "
         f"{harness.checked(days, recorded=found.recorded)} |"
         for case, found in best.items()
     ]
-    targets = [target for storage in ("sqlite", "postgres") for target in _targets(best, storage)]
+    targets = [t for storage in ("sqlite", "postgres") for t in _targets(best, storage, days)]
     return "\n".join(
         [
             "# Bookkeeping: what recording a day costs",
@@ -174,10 +185,17 @@ def markdown(best: dict[Case, Measured], days: int, repeats: int) -> str:
     )
 
 
-def _targets(best: dict[Case, Measured], storage: str) -> list[Target]:
+def _targets(best: dict[Case, Measured], storage: str, days: int) -> list[Target]:
     stock, pooled = (best[Case(storage, pooled, Settings())] for pooled in (False, True))
+    [grouped] = [found for case, found in best.items() if case.storage == storage and case.grouped]
     return [
         Target(f"{storage}: ms a recorded day, pooled", pooled.spacing_ms, "≤", TARGET_MS),
+        Target(
+            f"{storage}: ms a day of wall, pooled, recorded a wake-up at a time",
+            grouped.per_day_ms(days),
+            "≤",
+            TARGET_MS,
+        ),
         Target(
             f"{storage}: ms a recorded day, stock ÷ pooled",
             stock.spacing_ms / pooled.spacing_ms,

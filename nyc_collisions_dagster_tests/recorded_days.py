@@ -13,8 +13,10 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as db
+from dagster._core.events import DagsterEvent
 
 from nyc_collisions_dagster.partitions import daily_partitions
+from nyc_collisions_dagster.raw.recording import recorded_together
 
 DAYS = [f"2024-01-{day:02d}" for day in range(1, 31)]
 
@@ -26,29 +28,53 @@ DAYS = [f"2024-01-{day:02d}" for day in range(1, 31)]
 )
 def days(context: dg.AssetExecutionContext) -> Iterator[dg.AssetMaterialization]:
     for key in context.partition_keys:
-        yield dg.AssetMaterialization(
-            asset_key=context.asset_key,
-            partition=key,
-            metadata={"dagster/row_count": 1, "path": dg.MetadataValue.path(f"days/{key}.parquet")},
-            tags={"dagster/data_version": key},
-        )
+        yield day_record(context.asset_key, key)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    output_required=False,
+)
+def days_grouped(
+    context: dg.AssetExecutionContext,
+) -> Iterator[dg.AssetMaterialization | DagsterEvent]:
+    """`days` recorded as the raw assets record the days written since the run last looked
+    (raw/recording.py): every day is written at once here, so every batch is full."""
+    keys = context.partition_keys
+    yield from recorded_together(context, [day_record(context.asset_key, key) for key in keys])
+
+
+def day_record(asset: dg.AssetKey, key: str) -> dg.AssetMaterialization:
+    """A day's materialization as the raw assets make it, for a file that was never written."""
+    return dg.AssetMaterialization(
+        asset_key=asset,
+        partition=key,
+        metadata={"dagster/row_count": 1, "path": dg.MetadataValue.path(f"days/{key}.parquet")},
+        tags={"dagster/data_version": key},
+    )
 
 
 def materialize_days(
-    instance: dg.DagsterInstance, first: str = DAYS[0], last: str = DAYS[-1]
+    instance: dg.DagsterInstance,
+    first: str = DAYS[0],
+    last: str = DAYS[-1],
+    asset: dg.AssetsDefinition = days,
 ) -> None:
-    """`days` over first..last in this process, as one ranged run."""
+    """`asset` (`days`) over first..last in this process, as one ranged run."""
     range_tags = {
         "dagster/asset_partition_range_start": first,
         "dagster/asset_partition_range_end": last,
     }
-    result = dg.materialize([days], instance=instance, tags=range_tags)
+    result = dg.materialize([asset], instance=instance, tags=range_tags)
     assert result.success
 
 
-def recorded_days(instance: dg.DagsterInstance) -> list[tuple[str | None, int]]:
-    """(day, row count) of every materialization of `days`, sorted."""
-    records = instance.fetch_materializations(dg.AssetKey("days"), limit=10_000).records
+def recorded_days(
+    instance: dg.DagsterInstance, asset: str = "days"
+) -> list[tuple[str | None, int]]:
+    """(day, row count) of every materialization of `asset`, sorted."""
+    records = instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records
     return sorted(
         (r.partition_key, r.asset_materialization.metadata["dagster/row_count"].value)  # type: ignore[union-attr]
         for r in records
@@ -68,6 +94,21 @@ def connections_opened() -> Iterator[list[int]]:
         yield opened
     finally:
         db.event.remove(db.pool.Pool, "connect", count)
+
+
+@contextmanager
+def commits() -> Iterator[list[int]]:
+    """Counts the transactions SQLAlchemy commits in this process meanwhile."""
+    committed = [0]
+
+    def count(*_: object) -> None:
+        committed[0] += 1
+
+    db.event.listen(db.engine.Engine, "commit", count)
+    try:
+        yield committed
+    finally:
+        db.event.remove(db.engine.Engine, "commit", count)
 
 
 # The same asset, pausing DAY_SECONDS before each day and printing each day once recorded.

@@ -10,7 +10,7 @@ and one open connection for each database, in the same files and tables.
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ import dagster as dg
 import sqlalchemy as db
 from dagster._core.event_api import EventHandlerFn
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SqliteEventLogStorageWatchdog,
@@ -94,6 +95,29 @@ class PooledSqliteEventLogStorage(RemembersSchema, SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def store_event_batch(self, events: Sequence[dg.EventLogEntry]) -> None:
+        """A batch of one run's materializations in one transaction on each database, as
+        PostgreSQL's storage stores it in one INSERT; Dagster's stores it event by event."""
+        kinds = {event.get_dagster_event().event_type for event in events}
+        if (
+            kinds != {dg.DagsterEventType.ASSET_MATERIALIZATION}
+            or len({event.run_id for event in events}) != 1
+        ):
+            super().store_event_batch(events)
+            return
+        table = SqlEventLogStorageTable
+        rows = [self._event_to_row(event) for event in events]
+        with self.run_connection(events[0].run_id) as conn:
+            conn.execute(table.insert(), rows)
+        with self.index_transaction() as conn:
+            inserted = conn.execute(
+                table.insert().returning(table.c.id, sort_by_parameter_order=True), rows
+            )
+            ids = [row[0] for row in inserted]
+            self._store_asset_event_tags(conn, events, ids)
+            # The asset's row keeps its latest event, as PostgreSQL's batch leaves it.
+            self._store_asset_event(conn, events[-1], ids[-1])
 
     def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
         # As Dagster's own, with a watchdog that also wakes on the write-ahead log (below).

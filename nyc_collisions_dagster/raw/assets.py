@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import dagster as dg
+from dagster._core.events import DagsterEvent
 
 from nyc_collisions_dagster.constants import DATASETS, OWNERS, POOL, RAW_GROUP_NAME, Dataset
 from nyc_collisions_dagster.partitions import daily_partitions
@@ -55,7 +56,7 @@ def build_collision_asset(dataset: Dataset) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         socrata: SocrataResource,
         io_manager: dg.ResourceParam[ParquetIOManager],
-    ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
+    ) -> Iterator[dg.AssetMaterialization | DagsterEvent | dg.AssetCheckResult]:
         selected = {check.name for check in context.selected_asset_check_keys}
         if key not in context.selected_asset_keys:
             yield from _checks_alone(context, socrata, dataset, selected)

@@ -14,11 +14,13 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+from dagster._core.events import DagsterEvent
 
 from nyc_collisions_dagster.lake.storage import PartitionStore, StorageError, swept_message
 from nyc_collisions_dagster.lake.writer import ParallelWriter
 from nyc_collisions_dagster.metadata import day_counts_table, markdown_preview
 from nyc_collisions_dagster.raw.days import ranges_text
+from nyc_collisions_dagster.raw.recording import MAX_BATCH_DAYS, recorded_together
 from nyc_collisions_dagster.raw.stream import DayStream, Woken
 
 # The tag Dagster reads an event's data version from. A day's version is a digest of its file,
@@ -32,7 +34,7 @@ class LandingError(RuntimeError):
 
 def land(
     context: dg.AssetExecutionContext, stream: DayStream, store: PartitionStore, writers: int
-) -> Iterator[dg.AssetMaterialization]:
+) -> Iterator[dg.AssetMaterialization | DagsterEvent]:
     """Write every day of `stream` (the run's partitions), yielding each day's materialization.
 
     The newest day's comes last, with the run's summary, so that it is the asset's latest event,
@@ -53,20 +55,27 @@ def land(
     with ParallelWriter(store, writers, context.log, len(keys), stream.wake) as writer:
         try:
             with closing(stream.arrivals()) as arrivals:
+                since_looked = 0
                 for arrival in arrivals:
                     if not isinstance(arrival, Woken):
                         day, table = arrival
                         _submit(writer, keys, day, table)
+                        since_looked += 1
                         if preview is None and table.num_rows:
                             preview = markdown_preview(table)
-                    yield from _materializations(store, writer, writer.written(), newest)
-            yield from _materializations(store, writer, writer.finish(), newest)
+                    # While days keep arriving, the files written meanwhile wait to be recorded
+                    # together (raw/recording.py), up to a batch of them.
+                    if not stream.has_ready() or since_looked >= MAX_BATCH_DAYS:
+                        since_looked = 0
+                        written = writer.written()
+                        yield from _materializations(context, store, writer, written, newest)
+            yield from _materializations(context, store, writer, writer.finish(), newest)
             if writer.failed:
                 raise _failed_writes(writer.failed)
             if missing := keys - writer.digests.keys():
                 raise StorageError(f"No rows were produced for partitions {sorted(missing)}")
         except Exception as exc:
-            yield from _materializations(store, writer, writer.abandon(), newest)
+            yield from _materializations(context, store, writer, writer.abandon(), newest)
             if newest in writer.digests:
                 yield _materialization(store, writer, newest)
             raise LandingError(_not_written(store, keys, writer.digests)) from _told(exc)
@@ -89,11 +98,14 @@ def _submit(writer: ParallelWriter, keys: set[str], day: date, table: pa.Table) 
 
 
 def _materializations(
-    store: PartitionStore, writer: ParallelWriter, written: Iterable[str], newest: str
-) -> Iterator[dg.AssetMaterialization]:
-    for key in written:
-        if key != newest:
-            yield _materialization(store, writer, key)
+    context: dg.AssetExecutionContext,
+    store: PartitionStore,
+    writer: ParallelWriter,
+    written: Iterable[str],
+    newest: str,
+) -> list[dg.AssetMaterialization | DagsterEvent]:
+    days = [_materialization(store, writer, key) for key in written if key != newest]
+    return recorded_together(context, days)
 
 
 def _materialization(

@@ -103,6 +103,10 @@ class DayStream:
         with suppress(queue.Full):
             self._queue.put_nowait(_WOKEN)
 
+    def has_ready(self) -> bool:
+        """Whether the next arrival is there already: the consumer need not wait for it."""
+        return not self._queue.empty()
+
     def arrivals(self) -> Generator[tuple[date, pa.Table] | Woken, None, None]:
         """Every day as it arrives, and a `Woken` after each `wake()`."""
         stop = threading.Event()

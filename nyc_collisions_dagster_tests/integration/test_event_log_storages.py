@@ -3,6 +3,7 @@ connections; a reader in another process sees each day once it is committed; a r
 the UI watches it is heard while it runs; and the Dagster internals it relies on are still there.
 """
 
+import inspect
 import os
 import signal
 import threading
@@ -12,13 +13,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata
+from dagster._core.instance.methods.event_methods import EventMethods
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
 from nyc_collisions_dagster.instance import sqlite
 from nyc_collisions_dagster.instance.sqlite import PooledSqliteEventLogStorage
 from nyc_collisions_dagster_tests.recorded_days import (
     DAYS,
+    commits,
     connections_opened,
+    days_grouped,
     materialize_days,
     recorded_days,
     start_slow_run,
@@ -68,6 +73,38 @@ def test_pooled_records_what_stock_records_over_a_few_connections(
     # per database (the run's and the index); the rest are the run storage's, a few per run.
     assert opened[False] >= 4 * len(DAYS), opened
     assert opened[True] < len(DAYS), opened
+
+
+def test_days_recorded_together_are_stored_in_one_transaction_and_read_back_each_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The days a range writes between two looks are recorded as one batch (raw/recording.py):
+    the pooled storage stores it in one transaction a database, and reads it back as Dagster's
+    own stores it, event by event: each day, its row count, its data version, and the newest
+    day as the asset's latest."""
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    key = dg.AssetKey("days_grouped")
+    recorded, tags, latest, committed = {}, {}, {}, {}
+    for pooled in (False, True):
+        home = _home(tmp_path, pooled)
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            with commits() as count:
+                materialize_days(instance, asset=days_grouped)
+            committed[pooled] = count[0]
+            recorded[pooled] = recorded_days(instance, "days_grouped")
+            assert instance.get_materialized_partitions(key) == set(DAYS)
+            tags[pooled] = sorted(
+                t["dagster/data_version"] for t in instance.get_event_tags_for_asset(key)
+            )
+            event = instance.get_latest_materialization_event(key)
+            latest[pooled] = event and event.dagster_event and event.dagster_event.partition
+    assert recorded[True] == recorded[False] == [(day, 1) for day in DAYS]
+    assert tags[True] == tags[False] == DAYS
+    assert latest[True] == latest[False] == DAYS[-1]
+    # Dagster's stores a batch event by event, committing each on the run's database and on the
+    # index; the pooled one commits the batch once on each. The run's other events are alike.
+    assert committed[False] - committed[True] == 2 * (len(DAYS) - 1), committed
 
 
 def test_a_killed_run_keeps_every_day_it_recorded(
@@ -139,6 +176,12 @@ def test_the_dagster_internals_it_overrides_are_still_there() -> None:
             "has_table",
             "watch",
             "_has_asset_key_col_on_connection",  # remembered by instance/schema.py
+            # what store_event_batch stores a batch with, as PostgreSQL's storage does
+            "_event_to_row",
+            "_store_asset_event_tags",
+            "_store_asset_event",
+            "run_connection",
+            "index_transaction",
         )
         if not callable(getattr(SqliteEventLogStorage, name, None))
     ] + [
@@ -154,4 +197,12 @@ def test_the_dagster_internals_it_overrides_are_still_there() -> None:
     ]
     if "_log_path" not in watchdog.__init__.__code__.co_names:
         missing.append("SqliteEventLogStorageWatchdog.__init__ sets _log_path")
+    # What raw/recording.py builds a batch of days with, and the instance stores it whole by.
+    if "batch_metadata" not in inspect.signature(DagsterEvent.asset_materialization).parameters:
+        missing.append("DagsterEvent.asset_materialization(..., batch_metadata)")
+    if set(DagsterEventBatchMetadata._fields) != {"id", "is_end"}:
+        missing.append("DagsterEventBatchMetadata(id, is_end)")
+    batching = inspect.getsource(EventMethods._get_event_batch_size)
+    if "DAGSTER_EVENT_BATCH_SIZE" not in batching:
+        missing.append("the instance's DAGSTER_EVENT_BATCH_SIZE")
     assert not missing, f"Dagster {dg.__version__} changed: {missing}"

@@ -8,6 +8,7 @@ from datetime import date
 import dagster as dg
 
 from nyc_collisions_dagster.raw.assets import crashes
+from nyc_collisions_dagster.resources.parquet_io import ParquetIOManager
 from nyc_collisions_dagster_tests.outcomes import FIVE_DAYS, raw_resources, typed_rows
 from nyc_collisions_dagster_tests.soda_fake.generator import crash_date, to_api_dict
 
@@ -84,3 +85,40 @@ def test_a_day_landed_again_keeps_its_data_version_until_its_rows_change(
     )
     server.upsert("crashes", [to_api_dict("crashes", crash) | {"borough": "QUEENS-AMENDED"}])
     assert version() != first
+
+
+def test_days_written_between_two_looks_are_recorded_together_each_with_its_own_record(
+    soda_server, soda_rows, tmp_path, monkeypatch
+) -> None:
+    """With DAGSTER_EVENT_BATCH_SIZE set, the days the writer finished since the run last
+    looked are stored as one batch (raw/recording.py); on the pooled SQLite storage each day
+    still reads back alone: once, with its rows and its file's digest, the newest last."""
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        "event_log_storage:\n"
+        "  module: nyc_collisions_dagster.instance.sqlite\n"
+        "  class: PooledSqliteEventLogStorage\n"
+    )
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    lake = tmp_path / "lake"
+    # Every day in one page: the writer finishes several between two looks.
+    resources = raw_resources(soda_server, lake, page_size=50_000)
+    store = ParquetIOManager(storage_url=str(lake)).store("crashes")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        result = dg.materialize([crashes], resources=resources, instance=instance, tags=FIVE_DAYS)
+        assert result.success
+        records = instance.fetch_materializations(CRASHES, limit=100).records
+        days = sorted(r.partition_key for r in records)
+        assert days == [f"2024-01-0{day}" for day in range(1, 6)]
+        for record in records:
+            day = date.fromisoformat(record.partition_key)
+            materialization = record.asset_materialization
+            rows = typed_rows("crashes", soda_rows["crashes"], day)
+            assert materialization.metadata["dagster/row_count"].value == len(rows)
+            assert (len(rows), materialization.tags["dagster/data_version"]) == store.describe(
+                record.partition_key
+            )
+        latest = instance.get_latest_materialization_event(CRASHES).asset_materialization
+        assert latest.partition == "2024-01-05" and latest.metadata["run_partitions"].value == 5
