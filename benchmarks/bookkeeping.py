@@ -25,6 +25,7 @@ import dagster as dg
 from benchmarks import harness
 from benchmarks.instances import SETTINGS_NAMES, Instances, Settings, instances
 from benchmarks.report import Target
+from nyc_collisions_dagster.raw.recording import MAX_BATCH_DAYS
 
 ASSETS = harness.REPO / "benchmarks" / "bookkeeping_assets.py"
 FIRST_DAY = date(2024, 1, 1)
@@ -52,12 +53,6 @@ class Case:
     def how(self) -> str:
         ending = ", recorded at the end" if self.batched else ""
         return self.settings.label + (", recorded a wake-up at a time" if self.grouped else ending)
-
-    @property
-    def stamped_when_built(self) -> bool:
-        """Whether its events are stamped before they are stored, so that only the wall tells
-        what storing them cost."""
-        return self.batched or self.grouped
 
     @property
     def label(self) -> str:
@@ -101,20 +96,23 @@ def measure(
         run = live.measure(cmd, env, name)
         walls.append(run.wall)
         rss = max(rss, run.peak_rss_mb)
-    recorded, spacing = _recorded(home, case.asset, days)
+    recorded, spacing = _recorded(home, case.asset, days, MAX_BATCH_DAYS if case.grouped else 1)
     return Measured(walls[0], walls[1], rss, recorded, spacing)
 
 
-def _recorded(home: Path, asset: str, days: int) -> tuple[int, float]:
-    """(days recorded as materialized, ms between the first and the last recorded day's events
-    over the days between): the body yields its days back to back, so what separates two
-    events is what storing one cost, free of the start-up's noise."""
+def _recorded(home: Path, asset: str, days: int, batch: int) -> tuple[int, float]:
+    """(days recorded as materialized, ms a recorded day): the time between the first day's
+    event and the first of the last batch's, over the days recorded between. The body yields its
+    days back to back and each batch's events are stamped as they are built, just before it is
+    stored, so what separates two batches is what storing the first cost, free of the
+    start-up's noise. A batch of one: the time between the first and the last day's events."""
     with harness.as_dagster_home(home), dg.DagsterInstance.from_config(str(home)) as instance:
         key = dg.AssetKey(asset)
-        stamps = [r.timestamp for r in instance.fetch_materializations(key, limit=days).records]
-        return len(instance.get_materialized_partitions(key)), (
-            (max(stamps) - min(stamps)) / (days - 1) * 1000
-        )
+        records = instance.fetch_materializations(key, limit=days).records
+        stamps = [r.timestamp for r in sorted(records, key=lambda r: r.partition_key or "")]
+        last_batch = (days - 1) // batch * batch
+        spacing = (stamps[last_batch] - stamps[0]) / last_batch * 1000
+        return len(instance.get_materialized_partitions(key)), spacing
 
 
 def _inherited() -> dict[str, str]:
@@ -141,7 +139,7 @@ def markdown(best: dict[Case, Measured], days: int, repeats: int) -> str:
     rows = [
         f"| {case.storage} | {'pooled' if case.pooled else 'stock'} | "
         f"{case.how} | {found.one_day:.2f} | {found.days:.2f} | "
-        f"{'–' if case.stamped_when_built else f'{found.spacing_ms:.1f}'} | "
+        f"{'–' if case.batched else f'{found.spacing_ms:.1f}'} | "
         f"{found.per_day_ms(days):.1f} | {found.peak_rss_mb:.0f} | "
         f"{harness.checked(days, recorded=found.recorded)} |"
         for case, found in best.items()
@@ -162,6 +160,14 @@ def markdown(best: dict[Case, Measured], days: int, repeats: int) -> str:
             "project's (nyc_collisions_dagster/instance/), which deploy/dagster.yaml and the "
             "production configs use. *Subset planned events* is "
             "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS, which `make backfill` sets. "
+            "*Recorded a wake-up at a time* is the raw assets' own path: the days their writer "
+            "finished since the body last looked are recorded as one batch of at most "
+            f"{MAX_BATCH_DAYS} (raw/recording.py), which the instance stores whole when "
+            "DAGSTER_EVENT_BATCH_SIZE is set; the null asset's days are all ready at once, so "
+            "every batch is full, as when writing outruns recording. Its *ms a recorded day* is "
+            "the time between the first day's event and the first of the last batch's, over the "
+            "days between: a batch's events are stamped as it is built, just before it is "
+            "stored. "
             "*Recorded at the end* is the batched path, for comparison: the asset returns one "
             "output over the range, and Dagster records its days after the body returns, "
             "DAGSTER_EVENT_BATCH_SIZE at a time (one `INSERT` on PostgreSQL, a loop on "
@@ -191,8 +197,8 @@ def _targets(best: dict[Case, Measured], storage: str, days: int) -> list[Target
     return [
         Target(f"{storage}: ms a recorded day, pooled", pooled.spacing_ms, "≤", TARGET_MS),
         Target(
-            f"{storage}: ms a day of wall, pooled, recorded a wake-up at a time",
-            grouped.per_day_ms(days),
+            f"{storage}: ms a recorded day, pooled, recorded a wake-up at a time",
+            grouped.spacing_ms,
             "≤",
             TARGET_MS,
         ),
