@@ -41,6 +41,9 @@ backfill: $(BIN)/.installed $(INSTANCE)
 	@$(BIN)/python -m nyc_collisions_dagster.cli backfill $(CLI_FLAGS) \
 		$(if $(FROM),--from "$(FROM)") $(if $(TO),--to "$(TO)") $(if $(ASSETS),--assets "$(ASSETS)")
 
+# Runs record a range's days a batch at a time (raw/recording.py's BATCHED_INSTANCE), unless the
+# shell sets DAGSTER_EVENT_BATCH_SIZE itself.
+dev: export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 dev: $(BIN)/.installed $(INSTANCE)
 	$(BIN)/dagster dev
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from nyc_collisions_dagster.raw.recording import BATCHED_INSTANCE
 from nyc_collisions_dagster_tests.soda_fake.processes import ServerProcess, free_port, port_is_open
 from nyc_collisions_dagster_tests.ui_api import Webserver
 
@@ -166,6 +167,7 @@ def started_topology(
         "SOCRATA_DOMAIN": socrata,
         "COLLISIONS_STORAGE_URL": storage_url,
         "COLLISIONS_REPORTS_URL": str(folder / "collisions_reports"),
+        **BATCHED_INSTANCE,  # as docs/deploy.md's one machine exports it
         # The executor may start all three steps of a run at once, whatever the machine's
         # cores: only the pool holds them back.
         "DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT": "3",

@@ -16,6 +16,8 @@ from typing import IO
 
 import dagster as dg
 
+from nyc_collisions_dagster.raw.recording import BATCHED_INSTANCE
+
 DEFINITIONS_MODULE = "nyc_collisions_dagster.definitions"
 _RANGE_START, _RANGE_END = (
     "dagster/asset_partition_range_start",
@@ -78,7 +80,9 @@ def launched(launch: Launch, log: IO[bytes] | None) -> Iterator[Running]:
     A Ctrl-C reaches the child too, which stops its run as Dagster does; the child is ended here
     only if this process leaves for another reason.
     """
-    env = {**os.environ, **launch.env}
+    # Unless the user's environment says otherwise, a range's days are recorded a batch at a
+    # time (raw/recording.py).
+    env = {**BATCHED_INSTANCE, **os.environ, **launch.env}
     command = [
         str(Path(sys.executable).with_name("dagster")),
         "asset",

@@ -21,6 +21,9 @@ from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, genera
 
 # The most days one write records: progress shows at least this often.
 MAX_BATCH_DAYS = 100
+# The instance setting that makes it store a batch whole (events it buffers at most), as
+# `make run`, `make backfill`, `make dev` and the production configs set it.
+BATCHED_INSTANCE = {"DAGSTER_EVENT_BATCH_SIZE": "1000"}
 
 
 def recorded_together(

@@ -21,6 +21,7 @@ from nyc_collisions_dagster.constants import (
     STORAGE_URL_ENV,
 )
 from nyc_collisions_dagster.instance.postgres import PooledPostgresEventLogStorage
+from nyc_collisions_dagster.raw.recording import BATCHED_INSTANCE
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 INSTANCES = {
@@ -31,6 +32,8 @@ INSTANCES = {
 # What a production run must be given: where each layer of the lake is (unset, a run writes to a
 # folder inside its container, lost with it), and the app token.
 RUN_SETTINGS = {STORAGE_URL_ENV, PROCESSED_URL_ENV, REPORTS_URL_ENV, SOCRATA_APP_TOKEN_ENV}
+# And the instance's setting that stores a range's days a batch at a time.
+RUN_SETTINGS |= set(BATCHED_INSTANCE)
 # Where the production instances may differ: where runs go, and where step logs are kept.
 PER_PLATFORM = {"run_launcher", "compute_logs"}
 # The values deploy/aws/dagster.yaml reads from the ECS task definitions of the daemon and the

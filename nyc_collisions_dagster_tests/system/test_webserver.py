@@ -17,6 +17,7 @@ import yaml
 
 from nyc_collisions_dagster.constants import DATASETS, PROCESSED_PREFIX
 from nyc_collisions_dagster.instance.sqlite import PooledSqliteEventLogStorage
+from nyc_collisions_dagster.raw.recording import BATCHED_INSTANCE
 from nyc_collisions_dagster_tests.soda_fake.generator import FIELDS, Row
 from nyc_collisions_dagster_tests.soda_fake.processes import ServerProcess, free_port, port_is_open
 from nyc_collisions_dagster_tests.soda_fake.server import SodaServer
@@ -79,6 +80,7 @@ def dagster_dev(
     env = {
         **cli_env,
         **aws_env,
+        **BATCHED_INSTANCE,  # as `make dev` starts it
         "SOCRATA_DOMAIN": month_server.url,
         "COLLISIONS_STORAGE_URL": s3_storage,
         "COLLISIONS_PROCESSED_URL": _processed(s3_storage),
