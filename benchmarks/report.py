@@ -37,9 +37,9 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 # The dlt runs of mass_upload.plan, the peers of issue 11, and the project's runs compared with
-# them: its defaults, and the README's mass-upload command (subset planned events).
+# them: its defaults, and the README's mass-upload command (`make backfill`).
 DLT_RUNS = ("dlt", "dlt_arrow")
-PROJECT_RUNS = {"project": "project", "subset": "project (subset planned events)"}
+PROJECT_RUNS = {"project": "project", "subset": "project as make backfill"}
 
 
 def _getter(results: Mapping[str, Result | None]) -> Callable[[str, str], float | None]:

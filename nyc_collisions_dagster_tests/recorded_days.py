@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -81,34 +81,28 @@ def recorded_days(
     )
 
 
-@contextmanager
-def connections_opened() -> Iterator[list[int]]:
+def connections_opened() -> AbstractContextManager[list[int]]:
     """Counts the database connections SQLAlchemy opens in this process meanwhile."""
-    opened = [0]
+    return _counted(db.pool.Pool, "connect")
 
-    def count(*_: object) -> None:
-        opened[0] += 1
 
-    db.event.listen(db.pool.Pool, "connect", count)
-    try:
-        yield opened
-    finally:
-        db.event.remove(db.pool.Pool, "connect", count)
+def commits() -> AbstractContextManager[list[int]]:
+    """Counts the transactions SQLAlchemy commits in this process meanwhile."""
+    return _counted(db.engine.Engine, "commit")
 
 
 @contextmanager
-def commits() -> Iterator[list[int]]:
-    """Counts the transactions SQLAlchemy commits in this process meanwhile."""
-    committed = [0]
+def _counted(target: type, event: str) -> Iterator[list[int]]:
+    counted = [0]
 
     def count(*_: object) -> None:
-        committed[0] += 1
+        counted[0] += 1
 
-    db.event.listen(db.engine.Engine, "commit", count)
+    db.event.listen(target, event, count)
     try:
-        yield committed
+        yield counted
     finally:
-        db.event.remove(db.engine.Engine, "commit", count)
+        db.event.remove(target, event, count)
 
 
 # The same asset, pausing DAY_SECONDS before each day and printing each day once recorded.
