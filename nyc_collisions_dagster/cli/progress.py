@@ -74,6 +74,7 @@ class RunProgress:
         self.started = time.monotonic()
         self._console = Console(file=out, force_terminal=terminal)
         self._plain_at = self.started
+        self._shown: dict[str, int] = {}  # each asset's count on its last plain line
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
         self._out = out
@@ -124,17 +125,19 @@ class RunProgress:
             self._print(progress)
 
     def tick(self) -> None:
-        """Plain lines for every unfinished asset once PLAIN_EVERY_SECONDS have passed."""
+        """Once PLAIN_EVERY_SECONDS have passed, a plain line for every unfinished asset that
+        landed more since its last line, or has none yet: a run waiting on a slow or failing
+        source prints each asset once, not a line every ten seconds."""
         now = time.monotonic()
         if self._progress is not None or now - self._plain_at < PLAIN_EVERY_SECONDS:
             return
         self._plain_at = now
         for progress in self.assets.values():
-            if not progress.done:
+            if not progress.done and self._shown.get(progress.asset) != len(progress.partitions):
                 self._print(progress)
 
     def _print(self, progress: AssetProgress) -> None:
-        done = len(progress.partitions)
+        done = self._shown[progress.asset] = len(progress.partitions)
         line = f"{progress.asset:<20} {done:>5}/{progress.total} {self.unit}"
         line += f"  {progress.rows_text}"
         if progress.newest:

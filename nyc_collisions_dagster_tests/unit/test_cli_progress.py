@@ -11,7 +11,7 @@ from nyc_collisions_dagster.cli.progress import RunProgress
 DAYS = [f"2024-02-{day:02d}" for day in range(1, 30)]
 
 
-def test_plain_lines_when_an_asset_finishes_and_every_ten_seconds(monkeypatch) -> None:
+def test_plain_lines_when_an_asset_finishes_and_every_ten_seconds_if_it_moved(monkeypatch) -> None:
     clock = iter(float(t) for t in range(0, 1000, 1))
     monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
     out = io.StringIO()
@@ -25,6 +25,9 @@ def test_plain_lines_when_an_asset_finishes_and_every_ten_seconds(monkeypatch) -
         assert crashes.split()[:5] == ["crashes", "10/29", "days", "70", "rows"]
         assert "at 2024-02-10" in crashes and "left" in crashes
         assert persons.split() == ["persons", "0/29", "days"]  # no rows known yet
+        for _ in range(30):  # nothing landed meanwhile: nothing more to say
+            shown.tick()
+        assert len(out.getvalue().splitlines()) == 2
         for day in DAYS[10:] + DAYS[:3]:  # landed twice: counted once
             shown.landed("crashes", day, 7, f"lake/crashes/{day}.parquet")
         done = out.getvalue().splitlines()[-1]
