@@ -258,8 +258,7 @@ class Webserver:
     def launch_run(self, job: str, run_config: Mapping[str, Any], tags: Mapping[str, str]) -> str:
         params = {
             "selector": {
-                "repositoryLocationName": self.location,
-                "repositoryName": REPOSITORY,
+                **self._repository,
                 "jobName": job,
             },
             "runConfigData": run_config,
@@ -281,8 +280,7 @@ class Webserver:
     def execute_check(self, asset: str, check: str) -> str:
         """A check's *Execute* button: a run of the asset job that selects the check only."""
         selector = {
-            "repositoryLocationName": self.location,
-            "repositoryName": REPOSITORY,
+            **self._repository,
             "jobName": "__ASSET_JOB",
             "assetSelection": [],
             "assetCheckSelection": [{"assetKey": {"path": [asset]}, "name": check}],
@@ -292,8 +290,7 @@ class Webserver:
     def evaluate_schedule(self, name: str, timestamp: float) -> list[dict[str, Any]]:
         """The run requests of the schedule's tick at `timestamp`, nothing launched."""
         selector = {
-            "repositoryLocationName": self.location,
-            "repositoryName": REPOSITORY,
+            **self._repository,
             "scheduleName": name,
         }
         tick = self.graphql(SCHEDULE_DRY_RUN, selector=selector, timestamp=timestamp)
@@ -303,8 +300,7 @@ class Webserver:
         params = [
             {
                 "selector": {
-                    "repositoryLocationName": self.location,
-                    "repositoryName": REPOSITORY,
+                    **self._repository,
                     "jobName": request["jobName"],
                 },
                 "runConfigData": request["runConfigYaml"],
